@@ -1,0 +1,1 @@
+"""coex: WhatsApp Business Coexistence webhooks into ClickHouse."""

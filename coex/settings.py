@@ -1,0 +1,61 @@
+"""The one settings object: every `COEX_*` variable of the contract, read once at start."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="COEX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # The contract's variables.
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    clickhouse_url: str = "chdb:///./.coex/clickhouse"
+    clickhouse_database: str = "coex"
+    app_secret: SecretStr | None = None
+    verify_token: SecretStr | None = None
+    ingest_port: int = 8000
+    insecure_skip_signature: bool = False
+
+    # Everything else: ours, with defaults that fit one machine.
+    ingest_host: str = "0.0.0.0"
+    data_dir: Path = Path(".coex")
+    topic_prefix: str = "coex."
+    topic_partitions: int = Field(default=6, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    topic_retention_ms: int = 7 * 24 * 3600 * 1000
+    max_body_bytes: int = 32 * 1024 * 1024
+    kafka_send_timeout_s: float = 10.0
+    kafka_max_request_bytes: int = 20 * 1024 * 1024
+
+    sink_batch_rows: int = Field(default=50_000, ge=1)
+    sink_batch_age_s: float = Field(default=1.0, gt=0)
+    sink_retry_max_s: float = 30.0
+
+    worker_id: str = "coex-worker"
+    worker_web_port: int = 6066
+    history_flush_timeout_s: float = 600.0
+    media_pending_ttl_s: float = 3 * 24 * 3600.0
+
+    # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.
+    sql_port: int = 8123 + 10000
+    sql_max_rows: int = 100_000
+    sql_max_seconds: int = 60
+
+    def masked(self) -> dict[str, object]:
+        """Settings as a dict, safe to log."""
+        return self.model_dump(mode="json")
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

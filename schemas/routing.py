@@ -1,0 +1,150 @@
+"""Routing facts: which topic and key each change of a webhook delivery goes to.
+
+Cheap on purpose: one `orjson.loads` of the body and a few dict lookups, no model parse.
+Each change becomes one Kafka record whose value is a small JSON wrapper,
+
+    {"delivery_id": str, "waba_id": str, "entry_time": int | null, "received_at": float,
+     "change_index": int, "change": {"field": ..., "value": ...}}
+
+so the stream workers get the envelope facts with the change. `decode_record` reads it back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from schemas.errors import EnvelopeError
+
+# One topic per field the platform documents, plus one for anything else it sends.
+KNOWN_FIELDS: tuple[str, ...] = (
+    "history",
+    "smb_app_state_sync",
+    "smb_message_echoes",
+    "account_update",
+    "messages",
+)
+UNKNOWN_FIELD = "unknown"
+INGEST_TOPICS: tuple[str, ...] = (*KNOWN_FIELDS, UNKNOWN_FIELD)
+
+
+def topic_name(field: str, prefix: str) -> str:
+    """The Kafka topic for a change field: `<prefix><field>`, or `<prefix>unknown`."""
+    return f"{prefix}{field if field in KNOWN_FIELDS else UNKNOWN_FIELD}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeRecord:
+    field: str  # as sent; routed to the unknown topic when not in KNOWN_FIELDS
+    key: bytes  # phone_number_id, or the WABA id where the value carries none
+    value: bytes  # the wrapper described in the module docstring
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedChange:
+    delivery_id: str
+    waba_id: str
+    entry_time: int | None
+    received_at: float
+    change_index: int
+    field: str
+    value: dict[str, Any]
+
+
+def change_key(value: Any, waba_id: str) -> str:
+    """`value.metadata.phone_number_id`, else the WABA id (account_update carries no metadata)."""
+    if isinstance(value, dict):
+        metadata = value.get("metadata")
+        if isinstance(metadata, dict):
+            pnid = metadata.get("phone_number_id")
+            if isinstance(pnid, str | int) and str(pnid):
+                return str(pnid)
+    return waba_id
+
+
+def split_delivery(body: bytes, delivery_id: str, received_at: float) -> list[ChangeRecord]:
+    """Split a webhook body into one record per `entry[].changes[]`.
+
+    Raises EnvelopeError (with the path of the first bad field) when the body is not a
+    webhook envelope; nothing is returned then, so a refused delivery writes nothing.
+    """
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("$", f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EnvelopeError("$", "expected an object")
+    entries = doc.get("entry")
+    if not isinstance(entries, list):
+        raise EnvelopeError("$.entry", "expected an array of entries")
+    records: list[ChangeRecord] = []
+    index = 0
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            raise EnvelopeError(f"$.entry[{i}]", "expected an object")
+        waba_id = entry.get("id")
+        if not isinstance(waba_id, str | int) or isinstance(waba_id, bool) or not str(waba_id):
+            raise EnvelopeError(f"$.entry[{i}].id", "expected the WABA id (string)")
+        entry_time = entry.get("time")
+        if entry_time is not None and (not isinstance(entry_time, int) or isinstance(entry_time, bool)):
+            entry_time = _int_or_none(entry_time)
+        changes = entry.get("changes")
+        if not isinstance(changes, list):
+            raise EnvelopeError(f"$.entry[{i}].changes", "expected an array of changes")
+        for j, change in enumerate(changes):
+            if not isinstance(change, dict):
+                raise EnvelopeError(f"$.entry[{i}].changes[{j}]", "expected an object")
+            field = change.get("field")
+            if not isinstance(field, str) or not field:
+                raise EnvelopeError(f"$.entry[{i}].changes[{j}].field", "expected a string")
+            if "value" not in change:
+                raise EnvelopeError(f"$.entry[{i}].changes[{j}].value", "missing")
+            key = change_key(change["value"], str(waba_id))
+            wrapper = {
+                "delivery_id": delivery_id,
+                "waba_id": str(waba_id),
+                "entry_time": entry_time,
+                "received_at": received_at,
+                "change_index": index,
+                "change": change,
+            }
+            records.append(ChangeRecord(field, key.encode(), orjson.dumps(wrapper)))
+            index += 1
+    return records
+
+
+def decode_record(value: bytes) -> WrappedChange:
+    """Read back a record written by `split_delivery`. Raises EnvelopeError when malformed."""
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("$", f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise EnvelopeError("$", "expected an object")
+    change = doc.get("change")
+    if not isinstance(change, dict) or not isinstance(change.get("field"), str):
+        raise EnvelopeError("$.change", "expected {field, value}")
+    value_obj = change.get("value")
+    if not isinstance(value_obj, dict):
+        raise EnvelopeError("$.change.value", "expected an object")
+    return WrappedChange(
+        delivery_id=str(doc.get("delivery_id", "")),
+        waba_id=str(doc.get("waba_id", "")),
+        entry_time=_int_or_none(doc.get("entry_time")),
+        received_at=float(doc.get("received_at") or 0.0),
+        change_index=int(doc.get("change_index") or 0),
+        field=change["field"],
+        value=value_obj,
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None

@@ -1,0 +1,123 @@
+"""Flat, normalized rows: one NamedTuple per ClickHouse table, fields in column order.
+
+The sinks insert these tuples as they are (`column_names=Row._fields`), so a field here is a
+column there. `version` columns drive ReplacingMergeTree: the highest version of a key wins.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+# Latest-known-status ordering: a later status never loses to an earlier one.
+STATUS_RANK: dict[str, int] = {
+    "": 0,
+    "pending": 1,
+    "sent": 2,
+    "delivered": 3,
+    "read": 4,
+    "played": 5,
+    "error": 6,
+    "failed": 6,
+    "deleted": 7,
+}
+
+
+def message_version(complete: bool, status: str) -> int:
+    """Version of a message row: a complete row beats a placeholder, then a later status wins."""
+    return (int(complete) << 8) | STATUS_RANK.get(status, 0)
+
+
+class MessageRow(NamedTuple):
+    phone_number_id: str
+    waba_id: str
+    message_id: str
+    contact_wa_id: str
+    direction: str  # inbound | outbound
+    source: str  # history | echo | cloud_api
+    type: str
+    text: str
+    media_id: str
+    media_mime_type: str
+    status: str  # lower-case
+    sent_at: int  # unix seconds, UTC
+    history_phase: int | None
+    history_chunk_order: int | None
+    raw: str  # the message object as received (JSON)
+    context_id: str  # the message this one replies to; '' if none
+    error_code: int | None  # e.g. 131060 on a messages webhook
+    version: int
+
+
+class ContactRow(NamedTuple):
+    phone_number_id: str
+    contact_wa_id: str
+    full_name: str
+    first_name: str
+    deleted: int  # 0 | 1
+    changed_at: int  # unix seconds, the change's own timestamp
+    waba_id: str
+    version: int
+
+
+def contact_version(changed_at: int, deleted: bool) -> int:
+    """Newest change wins; at the same second a removal wins over an add."""
+    return changed_at * 2 + int(deleted)
+
+
+class HistorySyncRow(NamedTuple):
+    phone_number_id: str
+    waba_id: str
+    state: str  # in_progress | complete | declined
+    progress: int
+    phases_complete: list[int]
+    chunks_received: int
+    messages_received: int
+    error_code: int | None
+    updated_at: int  # unix seconds
+    version: int
+
+
+class AccountEventRow(NamedTuple):
+    waba_id: str
+    phone_number: str
+    event: str
+    event_at: int  # unix seconds (the entry's time)
+    disconnection_info: str  # JSON, '' if none
+    raw: str  # the change value as received (JSON)
+
+
+class StatusRow(NamedTuple):
+    """A status update from a `messages` webhook, applied to `messages` and kept as history."""
+
+    phone_number_id: str
+    message_id: str
+    recipient_id: str
+    status: str  # lower-case
+    status_at: int
+    error_code: int | None
+    raw: str
+
+
+class DeadLetterRow(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: str
+    error: str
+    raw: str
+    failed_at: float  # unix seconds
+
+
+class WebhookErrorRow(NamedTuple):
+    """An error the platform reported (e.g. 131060 on a `messages` webhook), kept for the business."""
+
+    phone_number_id: str
+    waba_id: str
+    field: str
+    message_id: str  # '' when the error is not tied to one message
+    code: int
+    title: str
+    message: str
+    details: str
+    occurred_at: int  # unix seconds (the entry's time, else the receive time)
+    raw: str
