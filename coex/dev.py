@@ -1,0 +1,221 @@
+"""`coex dev`: the whole pipeline on one machine, supervised, with a live status line per business.
+
+Starts (or reuses) the local Kafka broker, migrates ClickHouse and creates the topics, then runs
+`coex ingest` and one `coex worker` (which owns the embedded ClickHouse) as child processes,
+restarting either if it dies. Ctrl-C stops them (the worker flushes what it holds) and the broker
+if this command started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from coex import kafka_local
+from coex.settings import Settings
+
+log = logging.getLogger("coex.dev")
+
+STATUS_EVERY_S = 5.0
+
+
+def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def dev_secret(settings: Settings) -> str:
+    """The app secret: COEX_APP_SECRET, else one made once for this folder (.coex/dev-secret)."""
+    if settings.app_secret is not None:
+        return settings.app_secret.get_secret_value()
+    path = settings.data_dir / "dev-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    log_path: Path | None = None
+    _log_file: object = field(default=None, repr=False)
+
+    def start(self) -> None:
+        assert self.log_path is not None
+        log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
+        self._log_file = log_file
+        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
+            self.proc.kill()
+            self.proc.wait()
+
+
+def child_env(settings: Settings, secret: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        COEX_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        COEX_CLICKHOUSE_URL=settings.clickhouse_url,
+        COEX_CLICKHOUSE_DATABASE=settings.clickhouse_database,
+        COEX_APP_SECRET=secret,
+        COEX_INGEST_PORT=str(settings.ingest_port),
+        COEX_DATA_DIR=str(settings.data_dir),
+        COEX_TOPIC_PREFIX=settings.topic_prefix,
+    )
+    return env
+
+
+def coex_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "coex.cli", *args]
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Migrations and topics before the children start. A child process, so that this one never
+    opens the embedded engine that the worker must own."""
+    done = subprocess.run(coex_argv("migrate"), env=env, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"coex dev: coex migrate failed (exit {done.returncode})")
+
+
+def status_lines(settings: Settings) -> list[str]:
+    from sinks.engine import open_engine
+
+    from coex.status import fetch_status, format_status
+
+    engine = open_engine(settings)
+    try:
+        rows = fetch_status(engine.query_rows, settings.clickhouse_database)
+    finally:
+        engine.close()
+    return format_status(rows).splitlines()
+
+
+def banner(settings: Settings, secret_from_file: bool) -> str:
+    port = settings.ingest_port
+    secret_hint = (
+        f"app secret in {settings.data_dir / 'dev-secret'} (coex simulate reads it)"
+        if secret_from_file
+        else "app secret from COEX_APP_SECRET"
+    )
+    return "\n".join(
+        [
+            "coex dev: pipeline running",
+            f"  webhook   POST http://127.0.0.1:{port}/webhook   ({secret_hint})",
+            f"  health    http://127.0.0.1:{port}/readyz   metrics http://127.0.0.1:{port}/metrics",
+            f"  kafka     {settings.kafka_bootstrap}",
+            f"  sql       coex sql \"SELECT count() FROM messages FINAL\"   ({settings.clickhouse_url})",
+            "  traffic   coex simulate --businesses 3 --messages 2000",
+            f"  logs      {settings.data_dir / 'logs'}",
+            "  Ctrl-C stops everything.",
+        ]
+    )
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    logs = settings.data_dir / "logs"
+    logs.mkdir(exist_ok=True)
+
+    started_kafka = False
+    if not kafka_answers(settings.kafka_bootstrap):
+        sys.stdout.write(f"coex dev: starting the local Kafka broker on {settings.kafka_bootstrap}\n")
+        kafka_local.script(settings, "start")
+        started_kafka = True
+    else:
+        sys.stdout.write(f"coex dev: using the Kafka broker at {settings.kafka_bootstrap}\n")
+
+    secret_from_file = settings.app_secret is None
+    secret = dev_secret(settings)
+    env = child_env(settings, secret)
+    prepare(env)
+    children = [
+        Child("worker", coex_argv("worker"), env, log_path=logs / "worker.log"),
+        Child("ingest", coex_argv("ingest"), env, log_path=logs / "ingest.log"),
+    ]
+    stopping = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    for child in children:
+        child.start()
+    sys.stdout.write(banner(settings, secret_from_file) + "\n")
+    sys.stdout.flush()
+
+    last_status = 0.0
+    shown: list[str] = []
+    try:
+        while not stopping:
+            now = time.monotonic()
+            for child in children:
+                if child.alive() or now < child.next_start:
+                    continue
+                code = child.proc.returncode if child.proc else None
+                child.restarts += 1
+                delay = min(30.0, 2.0**child.restarts)
+                sys.stdout.write(
+                    f"coex dev: {child.name} exited ({code}); restarting in {delay:.0f} s "
+                    f"(see {child.log_path})\n"
+                )
+                child.next_start = now + delay
+                child.proc = None
+            for child in children:
+                if child.proc is None and now >= child.next_start:
+                    child.start()
+            if now - last_status >= STATUS_EVERY_S:
+                last_status = now
+                try:
+                    lines = status_lines(settings)
+                except Exception as exc:  # the worker may still be starting
+                    log.debug("status not available yet: %s", exc)
+                    lines = shown
+                if lines != shown:
+                    shown = lines
+                    stamp = time.strftime("%H:%M:%S")
+                    for line in lines:
+                        sys.stdout.write(f"{stamp}  {line}\n")
+                sys.stdout.flush()
+            time.sleep(0.2)
+    finally:
+        sys.stdout.write("coex dev: stopping (the worker flushes what it holds)\n")
+        sys.stdout.flush()
+        for child in reversed(children):
+            child.stop(timeout=60.0)
+        if started_kafka:
+            kafka_local.script(settings, "stop", check=False)
+        sys.stdout.write("coex dev: stopped\n")
+    return 0
