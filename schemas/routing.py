@@ -59,7 +59,7 @@ def change_key(value: Any, waba_id: str) -> str:
         metadata = value.get("metadata")
         if isinstance(metadata, dict):
             pnid = metadata.get("phone_number_id")
-            if isinstance(pnid, str | int) and str(pnid):
+            if isinstance(pnid, str | int) and not isinstance(pnid, bool) and str(pnid):
                 return str(pnid)
     return waba_id
 
@@ -129,12 +129,18 @@ def decode_record(value: bytes) -> WrappedChange:
     value_obj = change.get("value")
     if not isinstance(value_obj, dict):
         raise EnvelopeError("$.change.value", "expected an object")
+    received_at = doc.get("received_at", 0.0)
+    if not isinstance(received_at, int | float) or isinstance(received_at, bool):
+        raise EnvelopeError("$.received_at", "expected a number (unix seconds)")
+    change_index = doc.get("change_index", 0)
+    if not isinstance(change_index, int) or isinstance(change_index, bool):
+        raise EnvelopeError("$.change_index", "expected an integer")
     return WrappedChange(
-        delivery_id=str(doc.get("delivery_id", "")),
-        waba_id=str(doc.get("waba_id", "")),
+        delivery_id=_str_or_empty(doc.get("delivery_id")),
+        waba_id=_str_or_empty(doc.get("waba_id")),
         entry_time=_int_or_none(doc.get("entry_time")),
-        received_at=float(doc.get("received_at") or 0.0),
-        change_index=int(doc.get("change_index") or 0),
+        received_at=float(received_at),
+        change_index=change_index,
         field=change["field"],
         value=value_obj,
     )
@@ -145,6 +151,13 @@ def _int_or_none(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.isdigit():
+    # isdigit() alone admits '²' and other digits int() refuses; a bound keeps int() cheap.
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
         return int(value)
     return None
+
+
+def _str_or_empty(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)

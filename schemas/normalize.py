@@ -1,0 +1,560 @@
+"""One webhook change -> flat rows of `schemas.rows`. Pure: no I/O, no clock.
+
+The hot path reads the orjson-decoded dicts directly (no pydantic per message), so a history
+chunk of thousands of messages costs one pass with a few dict lookups and one `orjson.dumps`
+(the `raw` column) per message. `schemas.models` is the validated view of the same forms; the
+checks here are the same ones, so a model-valid value always normalizes.
+
+Malformed input: the whole change is refused with one `ChangeError(path, expected)`, the path
+naming the first bad field (e.g. `$.value.history[0].threads[2].messages[5].timestamp`). A bad
+message inside a big chunk therefore sends the change to `dead_letters` intact and nothing of it
+is half-written. Only what is stored as a key, a time or a status is checked; content fields
+(a caption that is not a string, say) are read leniently as ''.
+
+Per message (all sources):
+
+| column          | value                                                                        |
+| --------------- | ---------------------------------------------------------------------------- |
+| direction       | history, follow-up: `outbound` when `from` is the business number (digits    |
+|                 | compared, so `+1 555-...` matches), `history_context.from_me` when `from` is  |
+|                 | absent, else `inbound`; echo: always `outbound`; messages webhook: `inbound`  |
+| contact_wa_id   | history: the thread `id`; echo: `to`; messages webhook: `from`; follow-up:    |
+|                 | `from` when inbound, `to` (if any) when outbound, else ''                     |
+| sent_at         | `timestamp` (digit string or integer), unix seconds                          |
+| status          | history chunks: `history_context.status` lower-case; otherwise ''            |
+| context_id      | `context.id`; for a reaction without context, `reaction.message_id`          |
+| error_code      | `errors[0].code` of the message, else NULL                                   |
+| raw             | the message object re-serialized by orjson (compact JSON)                    |
+| version         | `message_version(complete, status)`; complete = type != media_placeholder    |
+
+`text`, `media_id`, `media_mime_type` by `type` (from the object named by `type`):
+
+| type                                  | text                                  | media_id / media_mime_type |
+| ------------------------------------- | ------------------------------------- | -------------------------- |
+| text                                  | `text.body`                           | ''                         |
+| image, video, document                | `caption`                             | `id` / `mime_type`         |
+| audio, sticker                        | ''                                    | `id` / `mime_type`         |
+| button                                | `button.text`                         | ''                         |
+| interactive                           | the reply's `title` (button_reply,     | ''                         |
+|                                       | list_reply), `nfm_reply.body`, or an  |                            |
+|                                       | outgoing interactive's `body.text`    |                            |
+| reaction                              | `reaction.emoji` ('' = removed)       | ''                         |
+| order                                 | `order.text` (the buyer's note)       | ''                         |
+| system                                | `system.body`                         | ''                         |
+| media_placeholder                     | '' (content follows in a follow-up)   | ''                         |
+| location, contacts, template,         | ''; the object stays in `raw`         | ''                         |
+| unsupported, anything else            | (any other type: its `body`/`caption` |                            |
+|                                       | string if it has one)                 |                            |
+
+Errors: `history[].errors[]` (e.g. 2593109, history declined) go to `history_errors`; every other
+error the platform reports (`value.errors[]`, a message's or a status's `errors[]`) goes to
+`errors`, with the message or status id when it belongs to one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any
+
+import orjson
+
+from schemas.errors import ChangeError
+from schemas.routing import WrappedChange
+from schemas.rows import (
+    STATUS_RANK,
+    AccountEventRow,
+    ContactRow,
+    MessageRow,
+    StatusRow,
+    WebhookErrorRow,
+    contact_version,
+)
+
+MAX_UINT32 = 2**32 - 1
+_MEDIA_TYPES = frozenset(("image", "video", "audio", "document", "sticker"))
+_CAPTIONED = frozenset(("image", "video", "document"))
+PLACEHOLDER = "media_placeholder"
+_COMPLETE = 1 << 8  # message_version's complete bit, inlined on the hot path
+
+SOURCE_HISTORY = "history"
+SOURCE_ECHO = "echo"
+SOURCE_CLOUD_API = "cloud_api"
+_FOLLOWUP = "followup"  # source 'history', but direction/contact/status as described above
+
+
+@dataclass(slots=True)
+class HistoryChunk:
+    phase: int
+    chunk_order: int
+    progress: int
+    messages: list[MessageRow]  # source 'history'; placeholders: type media_placeholder, incomplete
+
+
+@dataclass(slots=True)
+class Normalized:
+    field: str
+    phone_number_id: str  # '' when the value has none (account_update)
+    waba_id: str
+    business_number: str  # value.metadata.display_phone_number or ''
+    messages: list[MessageRow] = dc_field(default_factory=list)  # echo and cloud_api rows
+    history_chunks: list[HistoryChunk] = dc_field(default_factory=list)
+    media_followups: list[MessageRow] = dc_field(default_factory=list)  # history, value.messages[]
+    history_errors: list[WebhookErrorRow] = dc_field(default_factory=list)  # history[].errors[]
+    contacts: list[ContactRow] = dc_field(default_factory=list)
+    statuses: list[StatusRow] = dc_field(default_factory=list)
+    account_events: list[AccountEventRow] = dc_field(default_factory=list)
+    errors: list[WebhookErrorRow] = dc_field(default_factory=list)  # every other reported error
+
+
+class _Bad(Exception):
+    """A bad field relative to the object being read; the loop that knows the indices adds the prefix."""
+
+    def __init__(self, rel: str, expected: str) -> None:
+        super().__init__(rel, expected)
+        self.rel = rel
+        self.expected = expected
+
+
+def normalize_change(change: WrappedChange) -> Normalized:
+    """Normalize a change as read back from Kafka (`schemas.routing.decode_record`)."""
+    return normalize_value(
+        change.field,
+        change.value,
+        waba_id=change.waba_id,
+        entry_time=change.entry_time,
+        received_at=change.received_at,
+    )
+
+
+def normalize_value(
+    field: str, value: dict[str, Any], *, waba_id: str, entry_time: int | None, received_at: float
+) -> Normalized:
+    """Normalize one change's `value`. Unknown fields give an empty result; bad input raises ChangeError."""
+    if type(value) is not dict:
+        raise ChangeError("$.value", "expected an object")
+    reader = _READERS.get(field)
+    if reader is None:
+        pnid, business = _loose_metadata(value)
+        return Normalized(field, pnid, waba_id, business)
+    occurred_at = entry_time if entry_time is not None else int(received_at)
+    try:
+        return reader(field, value, waba_id, occurred_at)
+    except _Bad as bad:
+        raise ChangeError("$.value" + bad.rel, bad.expected) from None
+
+
+# ---- per field ---------------------------------------------------------------------------------
+
+
+def _history(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
+    pnid, business = _metadata(value)
+    out = Normalized(field, pnid, waba_id, business)
+    biz = _business_forms(business)
+    items = _list(value, "history")
+    for h, item in enumerate(items):
+        at = f".history[{h}]"
+        if type(item) is not dict:
+            raise _Bad(at, "expected an object")
+        errors = _list(item, "errors", at)
+        for k, error in enumerate(errors):
+            out.history_errors.append(_error_row(error, f"{at}.errors[{k}]", pnid, waba_id, field, "", occurred_at))
+        meta = item.get("metadata")
+        if meta is None:
+            if not errors:
+                raise _Bad(at, "expected a chunk ({metadata, threads}) or {errors}")
+            if item.get("threads"):
+                raise _Bad(f"{at}.metadata", "missing (threads without the chunk's metadata)")
+            continue
+        if type(meta) is not dict:
+            raise _Bad(f"{at}.metadata", "expected an object")
+        phase = _int_in(meta.get("phase"), 255, f"{at}.metadata.phase")
+        chunk_order = _int_in(meta.get("chunk_order"), MAX_UINT32, f"{at}.metadata.chunk_order")
+        progress = _int_in(meta.get("progress"), 100, f"{at}.metadata.progress")
+        rows: list[MessageRow] = []
+        for t, thread in enumerate(_list(item, "threads", at)):
+            tat = f"{at}.threads[{t}]"
+            if type(thread) is not dict:
+                raise _Bad(tat, "expected an object")
+            contact = thread.get("id")
+            if type(contact) is not str or not contact:
+                raise _Bad(f"{tat}.id", "expected the WhatsApp user's number (non-empty string)")
+            messages = _list(thread, "messages", tat)
+            for i, message in enumerate(messages):
+                try:
+                    row = _message_row(message, SOURCE_HISTORY, pnid, waba_id, biz, contact, phase, chunk_order)
+                except _Bad as bad:  # try is free in 3.11 until it raises
+                    raise _Bad(f"{tat}.messages[{i}]{bad.rel}", bad.expected) from None
+                rows.append(row)
+                if row.error_code is not None:
+                    out.errors.extend(_message_errors(message, row, field, occurred_at))
+        out.history_chunks.append(HistoryChunk(phase, chunk_order, progress, rows))
+    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, field, occurred_at, out.errors)
+    return out
+
+
+def _state_sync(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
+    pnid, business = _metadata(value)
+    out = Normalized(field, pnid, waba_id, business)
+    for k, item in enumerate(_list(value, "state_sync")):
+        at = f".state_sync[{k}]"
+        if type(item) is not dict:
+            raise _Bad(at, "expected an object")
+        kind = item.get("type")
+        if type(kind) is not str:
+            raise _Bad(f"{at}.type", "expected a string (e.g. 'contact')")
+        if kind != "contact":
+            continue  # carried by the models, not a contact row
+        contact = item.get("contact")
+        if type(contact) is not dict:
+            raise _Bad(f"{at}.contact", "expected an object")
+        wa_id = contact.get("phone_number")
+        if type(wa_id) is not str or not wa_id:
+            raise _Bad(f"{at}.contact.phone_number", "expected the contact's number (non-empty string)")
+        action = item.get("action")
+        if action not in ("add", "remove"):
+            raise _Bad(f"{at}.action", "expected 'add' or 'remove'")
+        meta = item.get("metadata")
+        if type(meta) is not dict:
+            raise _Bad(f"{at}.metadata", "expected an object with `timestamp`")
+        changed_at = _timestamp(meta.get("timestamp"), f"{at}.metadata.timestamp")
+        deleted = action == "remove"
+        # A removal is a tombstone: the names go, the key stays so the newest change wins.
+        full_name = "" if deleted else _str(contact.get("full_name"))
+        first_name = "" if deleted else _str(contact.get("first_name"))
+        out.contacts.append(
+            ContactRow(
+                phone_number_id=pnid,
+                contact_wa_id=wa_id,
+                full_name=full_name,
+                first_name=first_name,
+                deleted=int(deleted),
+                changed_at=changed_at,
+                waba_id=waba_id,
+                version=contact_version(changed_at, deleted),
+            )
+        )
+    return out
+
+
+def _echoes(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
+    pnid, business = _metadata(value)
+    out = Normalized(field, pnid, waba_id, business)
+    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), field, occurred_at, out.errors)
+    return out
+
+
+def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
+    pnid, business = _loose_metadata(value)
+    out = Normalized(field, pnid, waba_id, business)
+    event = value.get("event")
+    if type(event) is not str or not event:
+        raise _Bad(".event", "expected the event name (non-empty string)")
+    phone = value.get("phone_number", "")
+    if type(phone) is not str:
+        raise _Bad(".phone_number", "expected a string")
+    info = value.get("disconnection_info")
+    out.account_events.append(
+        AccountEventRow(
+            waba_id=waba_id,
+            phone_number=phone,
+            event=event,
+            event_at=occurred_at,
+            disconnection_info="" if info is None else _dumps(info),
+            raw=_dumps(value),
+        )
+    )
+    return out
+
+
+def _cloud_api(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
+    pnid, business = _metadata(value)
+    out = Normalized(field, pnid, waba_id, business)
+    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), field, occurred_at, out.errors)
+    for k, status in enumerate(_list(value, "statuses")):
+        at = f".statuses[{k}]"
+        if type(status) is not dict:
+            raise _Bad(at, "expected an object")
+        message_id = status.get("id")
+        if type(message_id) is not str or not message_id:
+            raise _Bad(f"{at}.id", "expected the message id (non-empty string)")
+        state = status.get("status")
+        if type(state) is not str or not state:
+            raise _Bad(f"{at}.status", "expected a status (non-empty string)")
+        status_at = _timestamp(status.get("timestamp"), f"{at}.timestamp")
+        recipient = status.get("recipient_id", "")
+        if type(recipient) is not str:
+            raise _Bad(f"{at}.recipient_id", "expected a string")
+        errors = status.get("errors")
+        code: int | None = None
+        if errors is not None:
+            errors = _list(status, "errors", at)
+            for e, error in enumerate(errors):
+                row = _error_row(error, f"{at}.errors[{e}]", pnid, waba_id, field, message_id, occurred_at)
+                out.errors.append(row)
+                if e == 0:
+                    code = row.code
+        out.statuses.append(StatusRow(pnid, message_id, recipient, state.lower(), status_at, code, _dumps(status)))
+    for k, error in enumerate(_list(value, "errors")):
+        out.errors.append(_error_row(error, f".errors[{k}]", pnid, waba_id, field, "", occurred_at))
+    return out
+
+
+_READERS = {
+    "history": _history,
+    "smb_app_state_sync": _state_sync,
+    "smb_message_echoes": _echoes,
+    "account_update": _account_update,
+    "messages": _cloud_api,
+}
+
+# ---- messages ----------------------------------------------------------------------------------
+
+
+def _messages(
+    value: dict[str, Any],
+    key: str,
+    source: str,
+    pnid: str,
+    waba_id: str,
+    biz: frozenset[str] | tuple[()],
+    field: str,
+    occurred_at: int,
+    errors_out: list[WebhookErrorRow],
+) -> list[MessageRow]:
+    rows: list[MessageRow] = []
+    for i, message in enumerate(_list(value, key)):
+        try:
+            row = _message_row(message, source, pnid, waba_id, biz, "", None, None)
+        except _Bad as bad:
+            raise _Bad(f".{key}[{i}]{bad.rel}", bad.expected) from None
+        rows.append(row)
+        if row.error_code is not None:
+            errors_out.extend(_message_errors(message, row, field, occurred_at))
+    return rows
+
+
+def _message_row(
+    m: Any,
+    source: str,
+    pnid: str,
+    waba_id: str,
+    biz: frozenset[str] | tuple[()],
+    thread: str,
+    phase: int | None,
+    chunk_order: int | None,
+) -> MessageRow:
+    """One message object -> MessageRow. `thread` is the history thread id ('' elsewhere)."""
+    if type(m) is not dict:
+        raise _Bad("", "expected a message object")
+    get = m.get
+    message_id = get("id")
+    if type(message_id) is not str or not message_id:
+        raise _Bad(".id", "expected the message id (non-empty string)")
+    sent_at = _timestamp(get("timestamp"), ".timestamp")
+    mtype = get("type")
+    if type(mtype) is not str or not mtype:
+        raise _Bad(".type", "expected the message type (non-empty string)")
+    sender = get("from")
+    if sender is not None and type(sender) is not str:
+        raise _Bad(".from", "expected a phone number (string)")
+    to = get("to")
+    if to is not None and type(to) is not str:
+        raise _Bad(".to", "expected a phone number (string)")
+
+    status = ""
+    if source in (SOURCE_HISTORY, _FOLLOWUP):
+        history_context = get("history_context")
+        if history_context is not None and type(history_context) is not dict:
+            raise _Bad(".history_context", "expected an object")
+        # `from` decides; `from_me` (seen in real deliveries) only when `from` is absent.
+        outbound = sender in biz if sender else history_context is not None and history_context.get("from_me") is True
+        if source == SOURCE_HISTORY:
+            contact = thread
+            if history_context is not None:
+                raw_status = history_context.get("status")
+                if raw_status is not None:
+                    if type(raw_status) is not str:
+                        raise _Bad(".history_context.status", "expected a string (e.g. 'READ')")
+                    status = raw_status.lower()
+        else:
+            contact = (to or "") if outbound else (sender or "")
+    elif source == SOURCE_ECHO:
+        if not to:
+            raise _Bad(".to", "expected the WhatsApp user's number (non-empty string)")
+        outbound, contact = True, to
+    else:
+        if not sender:
+            raise _Bad(".from", "expected the WhatsApp user's number (non-empty string)")
+        outbound, contact = False, sender
+
+    text, media_id, mime = _content(mtype, get(mtype))
+
+    context_id = ""
+    context = get("context")
+    if type(context) is dict:
+        replied = context.get("id")
+        if type(replied) is str:
+            context_id = replied
+    if not context_id and mtype == "reaction":
+        reaction = get("reaction")
+        if type(reaction) is dict:
+            context_id = _str(reaction.get("message_id"))
+
+    error_code: int | None = None
+    errors = get("errors")
+    if errors is not None:
+        if type(errors) is not list:
+            raise _Bad(".errors", "expected an array")
+        for e, error in enumerate(errors):
+            if type(error) is not dict:
+                raise _Bad(f".errors[{e}]", "expected an error object")
+            code = error.get("code")
+            if type(code) is not int:
+                raise _Bad(f".errors[{e}].code", "expected the error code (integer)")
+            if e == 0:
+                error_code = code
+
+    version = STATUS_RANK.get(status, 0) if mtype == PLACEHOLDER else _COMPLETE | STATUS_RANK.get(status, 0)
+    return MessageRow(
+        pnid,
+        waba_id,
+        message_id,
+        contact,
+        "outbound" if outbound else "inbound",
+        SOURCE_HISTORY if source == _FOLLOWUP else source,
+        mtype,
+        text,
+        media_id,
+        mime,
+        status,
+        sent_at,
+        phase,
+        chunk_order,
+        orjson.dumps(m).decode(),
+        context_id,
+        error_code,
+        version,
+    )
+
+
+def _content(mtype: str, obj: Any) -> tuple[str, str, str]:
+    """(text, media_id, media_mime_type) of a message, by its type (table in the module docstring)."""
+    if type(obj) is not dict:
+        return "", "", ""
+    if mtype == "text":
+        return _str(obj.get("body")), "", ""
+    if mtype in _MEDIA_TYPES:
+        text = _str(obj.get("caption")) if mtype in _CAPTIONED else ""
+        return text, _str(obj.get("id")), _str(obj.get("mime_type"))
+    if mtype == "button":
+        return _str(obj.get("text")), "", ""
+    if mtype == "interactive":
+        reply = obj.get(obj.get("type")) if type(obj.get("type")) is str else None
+        if type(reply) is dict:
+            return _str(reply.get("title") or reply.get("body")), "", ""
+        body = obj.get("body")
+        return (_str(body.get("text")) if type(body) is dict else ""), "", ""
+    if mtype == "reaction":
+        return _str(obj.get("emoji")), "", ""
+    if mtype == "order":
+        return _str(obj.get("text")), "", ""
+    if mtype in ("location", "contacts", "template", "unsupported", PLACEHOLDER):
+        return "", "", ""
+    return _str(obj.get("body") or obj.get("caption")), "", ""
+
+
+def _message_errors(message: dict[str, Any], row: MessageRow, field: str, occurred_at: int) -> list[WebhookErrorRow]:
+    return [
+        _error_row(error, "", row.phone_number_id, row.waba_id, field, row.message_id, occurred_at)
+        for error in message["errors"]
+    ]
+
+
+# ---- small readers -----------------------------------------------------------------------------
+
+
+def _error_row(
+    error: Any, at: str, pnid: str, waba_id: str, field: str, message_id: str, occurred_at: int
+) -> WebhookErrorRow:
+    if type(error) is not dict:
+        raise _Bad(at, "expected an error object")
+    code = error.get("code")
+    if type(code) is not int:
+        raise _Bad(f"{at}.code", "expected the error code (integer)")
+    data = error.get("error_data")
+    details = _str(data.get("details")) if type(data) is dict else ""
+    return WebhookErrorRow(
+        phone_number_id=pnid,
+        waba_id=waba_id,
+        field=field,
+        message_id=message_id,
+        code=code,
+        title=_str(error.get("title")),
+        message=_str(error.get("message")),
+        details=details,
+        occurred_at=occurred_at,
+        raw=_dumps(error),
+    )
+
+
+def _metadata(value: dict[str, Any]) -> tuple[str, str]:
+    """(phone_number_id, display_phone_number) of a value that must name its business number."""
+    meta = value.get("metadata")
+    if type(meta) is not dict:
+        raise _Bad(".metadata", "expected an object with `phone_number_id`")
+    pnid = meta.get("phone_number_id")
+    if type(pnid) is not str or not pnid:
+        raise _Bad(".metadata.phone_number_id", "expected the business phone number ID (non-empty string)")
+    business = meta.get("display_phone_number", "")
+    if type(business) is not str:
+        raise _Bad(".metadata.display_phone_number", "expected a string")
+    return pnid, business
+
+
+def _loose_metadata(value: dict[str, Any]) -> tuple[str, str]:
+    meta = value.get("metadata")
+    if type(meta) is not dict:
+        return "", ""
+    return _str(meta.get("phone_number_id")), _str(meta.get("display_phone_number"))
+
+
+def _business_forms(display: str) -> frozenset[str]:
+    """The spellings of the business number a `from` may use: as displayed, digits only, `+digits`."""
+    digits = "".join(c for c in display if c.isdigit())
+    return frozenset(f for f in (display, digits, f"+{digits}" if digits else "") if f)
+
+
+def _list(obj: dict[str, Any], key: str, at: str = "") -> list[Any]:
+    items = obj.get(key)
+    if items is None:
+        return []
+    if type(items) is not list:
+        raise _Bad(f"{at}.{key}", "expected an array")
+    return items
+
+
+def _timestamp(raw: Any, at: str) -> int:
+    """Unix seconds: a digit string (as the platform sends them) or an integer, up to 2106."""
+    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 20:
+        raw = int(raw)
+    if type(raw) is int and 0 <= raw <= MAX_UINT32:
+        return raw
+    raise _Bad(at, "expected a unix timestamp in seconds (integer or digit string)")
+
+
+def _int_in(raw: Any, high: int, at: str) -> int:
+    """A JSON integer or a digit string, 0..high."""
+    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 20:
+        raw = int(raw)
+    if type(raw) is int and 0 <= raw <= high:
+        return raw
+    raise _Bad(at, f"expected an integer 0..{high} (number or digit string)")
+
+
+def _str(raw: Any) -> str:
+    return raw if type(raw) is str else ""
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
