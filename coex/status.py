@@ -1,0 +1,178 @@
+"""`coex status`: one line per business, read from ClickHouse.
+
+`fetch_status` (given any `query_rows`) and `format_status` / `format_line` are plain functions,
+so `coex dev` prints the same view while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from coex.settings import Settings
+
+QueryRows = Callable[[str], list[tuple[Any, ...]]]
+SOURCES: tuple[str, ...] = ("history", "echo", "cloud_api")
+OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED", "ACCOUNT_DELETED"})
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(slots=True)
+class BusinessStatus:
+    phone_number_id: str  # '' for a WABA known only from account events
+    waba_id: str = ""
+    history_state: str = ""  # in_progress | complete | declined; '' before any history webhook
+    progress: int = 0
+    chunks_received: int = 0
+    messages_received: int = 0  # history messages the sync reported
+    messages: dict[str, int] = field(default_factory=dict)  # rows landed in `messages`, by source
+    contacts: int = 0  # alive (not removed)
+    events: list[str] = field(default_factory=list)  # account_update events, oldest first
+    last_update: int | None = None  # unix seconds
+
+    @property
+    def messages_total(self) -> int:
+        return sum(self.messages.values())
+
+    @property
+    def offboarded(self) -> bool:
+        return any(e in OFFBOARDING_EVENTS for e in self.events)
+
+    def seen(self, at: Any) -> None:
+        if at is not None and int(at) > 0:
+            self.last_update = max(self.last_update or 0, int(at))
+
+
+def status_queries(database: str) -> dict[str, str]:
+    if not _IDENTIFIER.match(database):
+        raise ValueError(f"{database!r} is not a plain ClickHouse identifier")
+    db = database
+    return {
+        "history": (
+            "SELECT phone_number_id, waba_id, state, progress, chunks_received, messages_received, "
+            f"toUnixTimestamp(updated_at) FROM {db}.history_sync FINAL"
+        ),
+        "messages": (
+            "SELECT phone_number_id, any(waba_id), source, count(), toUnixTimestamp(max(sent_at)) "
+            f"FROM {db}.messages FINAL GROUP BY phone_number_id, source"
+        ),
+        "contacts": (
+            "SELECT phone_number_id, any(waba_id), countIf(deleted = 0), toUnixTimestamp(max(changed_at)) "
+            f"FROM {db}.contacts FINAL GROUP BY phone_number_id"
+        ),
+        # groupUniqArray: a redelivered event may be stored twice; arraySort by time keeps the story.
+        "events": (
+            "SELECT waba_id, arrayMap(x -> x.2, arraySort(groupUniqArray((event_at, event)))), "
+            f"toUnixTimestamp(max(event_at)) FROM {db}.account_events GROUP BY waba_id"
+        ),
+    }
+
+
+def fetch_status(query_rows: QueryRows, database: str) -> list[BusinessStatus]:
+    """Every business any table knows, ordered by phone_number_id."""
+    sql = status_queries(database)
+    found: dict[str, BusinessStatus] = {}
+
+    def business(pnid: Any, waba: Any) -> BusinessStatus:
+        row = found.setdefault(str(pnid), BusinessStatus(str(pnid)))
+        row.waba_id = row.waba_id or str(waba or "")
+        return row
+
+    for pnid, waba, state, progress, chunks, received, updated_at in query_rows(sql["history"]):
+        row = business(pnid, waba)
+        row.history_state, row.progress = str(state), int(progress)
+        row.chunks_received, row.messages_received = int(chunks), int(received)
+        row.seen(updated_at)
+    for pnid, waba, source, count, last_sent in query_rows(sql["messages"]):
+        row = business(pnid, waba)
+        row.messages[str(source)] = row.messages.get(str(source), 0) + int(count)
+        row.seen(last_sent)
+    for pnid, waba, alive, last_changed in query_rows(sql["contacts"]):
+        row = business(pnid, waba)
+        row.contacts = int(alive)
+        row.seen(last_changed)
+    for waba, events, last_event in query_rows(sql["events"]):
+        owners = [r for r in found.values() if r.waba_id == str(waba)] or [business("", waba)]
+        for row in owners:
+            row.events = [str(e) for e in events]
+            row.seen(last_event)
+    return sorted(found.values(), key=lambda r: (r.phone_number_id == "", r.phone_number_id, r.waba_id))
+
+
+def _when(at: int | None) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%SZ") if at else "-"
+
+
+def _by_source(row: BusinessStatus) -> str:
+    known = [str(row.messages.get(s, 0)) for s in SOURCES]
+    others = sum(n for s, n in row.messages.items() if s not in SOURCES)
+    return "/".join(known) + (f" +{others}" if others else "")
+
+
+HEADER: tuple[str, ...] = (
+    "PHONE_NUMBER_ID", "WABA_ID", "HISTORY", "PROGRESS", "MESSAGES", "HISTORY/ECHO/API", "CONTACTS",
+    "OFFBOARDED", "LAST_UPDATE",
+)
+
+
+def format_status(rows: Iterable[BusinessStatus]) -> str:
+    """A table, one line per business, for a terminal."""
+    table = [HEADER]
+    for r in rows:
+        table.append((
+            r.phone_number_id or "?",
+            r.waba_id,
+            r.history_state or "-",
+            f"{r.progress}%",
+            str(r.messages_total),
+            _by_source(r),
+            str(r.contacts),
+            ",".join(e for e in r.events if e in OFFBOARDING_EVENTS) or "no",
+            _when(r.last_update),
+        ))
+    if len(table) == 1:
+        return "no businesses yet: nothing in ClickHouse (post webhooks, e.g. `coex simulate`)\n"
+    widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
+    numeric = {3, 4, 6}
+    lines = [
+        "  ".join(
+            cell.rjust(w) if i in numeric else cell.ljust(w)
+            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
+        )
+        for line in table
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def format_line(row: BusinessStatus) -> str:
+    """One compact line for a periodic log (`coex dev`)."""
+    parts = [
+        row.phone_number_id or f"waba {row.waba_id}",
+        f"history {row.history_state or '-'} {row.progress}%",
+        f"{row.messages_total} messages ({_by_source(row)})",
+        f"{row.contacts} contacts",
+    ]
+    if row.offboarded:
+        parts.append("offboarded: " + ",".join(e for e in row.events if e in OFFBOARDING_EVENTS))
+    return " | ".join(parts)
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    from sinks.engine import open_engine  # imported here: clickhouse-connect is slow to import
+
+    try:
+        engine = open_engine(settings, create_database=False)
+        try:
+            rows = fetch_status(engine.query_rows, settings.clickhouse_database)
+        finally:
+            engine.close()
+    except Exception as exc:  # any failure to reach or read ClickHouse ends the command the same way
+        sys.stderr.write(f"coex status: cannot read ClickHouse ({settings.clickhouse_url}): {exc}\n")
+        return 1
+    sys.stdout.write(format_status(rows))
+    return 0

@@ -1,0 +1,60 @@
+"""`coex status`: rows of four tables merged per business, and how they print."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coex.status import BusinessStatus, fetch_status, format_line, format_status, status_queries
+
+ROWS: dict[str, list[tuple[Any, ...]]] = {
+    "history_sync": [("111", "w1", "complete", 100, 40, 2000, 1761955200)],
+    "messages": [
+        ("111", "w1", "history", 2000, 1761955100),
+        ("111", "w1", "echo", 5, 1761955300),
+        ("222", "w2", "cloud_api", 3, 1761955400),
+    ],
+    "contacts": [("111", "w1", 17, 1761955000)],
+    "account_events": [("w2", ["PARTNER_REMOVED"], 1761956000), ("w9", ["ACCOUNT_OFFBOARDED"], 1761957000)],
+}
+
+
+def fake_query_rows(sql: str) -> list[tuple[Any, ...]]:
+    (table,) = [t for t in ROWS if f"db.{t} " in sql or sql.endswith(f"db.{t}")]
+    return ROWS[table]
+
+
+def test_fetch_merges_every_table_per_business() -> None:
+    rows = {r.phone_number_id: r for r in fetch_status(fake_query_rows, "db")}
+    assert list(rows) == ["111", "222", ""]
+    first = rows["111"]
+    assert (first.history_state, first.progress, first.messages_received) == ("complete", 100, 2000)
+    assert first.messages == {"history": 2000, "echo": 5} and first.messages_total == 2005
+    assert first.contacts == 17 and not first.offboarded
+    assert first.last_update == 1761955300
+    assert rows["222"].offboarded and rows["222"].events == ["PARTNER_REMOVED"]
+    assert rows[""].waba_id == "w9" and rows[""].offboarded
+
+
+def test_queries_read_deduplicated_tables_and_refuse_odd_database_names() -> None:
+    sql = status_queries("coex")
+    assert "coex.messages FINAL" in sql["messages"] and "coex.history_sync FINAL" in sql["history"]
+    with pytest.raises(ValueError):
+        status_queries("coex; DROP TABLE x")
+
+
+def test_format_status_is_a_table_with_one_line_per_business() -> None:
+    text = format_status(fetch_status(fake_query_rows, "db"))
+    lines = text.splitlines()
+    assert lines[0].startswith("PHONE_NUMBER_ID") and len(lines) == 4
+    assert "2005" in lines[1] and "2000/5/0" in lines[1] and "2025-11-01 00:01:40Z" in lines[1]
+    assert "PARTNER_REMOVED" in lines[2]
+    assert format_status([]).startswith("no businesses yet")
+
+
+def test_format_line_is_compact() -> None:
+    row = BusinessStatus("111", "w1", "in_progress", 42, 3, 500, {"history": 480}, 9, ["PARTNER_REMOVED"], None)
+    line = format_line(row)
+    assert line.startswith("111 | history in_progress 42% | 480 messages (480/0/0) | 9 contacts")
+    assert line.endswith("offboarded: PARTNER_REMOVED")
