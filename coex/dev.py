@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from coex import kafka_local
+from coex.dev_secret import dev_secret_path, ensure_dev_secret
 from coex.settings import Settings
 
 log = logging.getLogger("coex.dev")
@@ -35,18 +35,6 @@ def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
             return True
     except OSError:
         return False
-
-
-def dev_secret(settings: Settings) -> str:
-    """The app secret: COEX_APP_SECRET, else one made once for this folder (.coex/dev-secret)."""
-    if settings.app_secret is not None:
-        return settings.app_secret.get_secret_value()
-    path = settings.data_dir / "dev-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(16))
-        path.chmod(0o600)
-    return path.read_text().strip()
 
 
 @dataclass
@@ -108,22 +96,21 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def status_lines(settings: Settings) -> list[str]:
+    from coex.status import fetch_status, format_line
     from sinks.engine import open_engine
-
-    from coex.status import fetch_status, format_status
 
     engine = open_engine(settings)
     try:
         rows = fetch_status(engine.query_rows, settings.clickhouse_database)
     finally:
         engine.close()
-    return format_status(rows).splitlines()
+    return [format_line(row) for row in rows]
 
 
 def banner(settings: Settings, secret_from_file: bool) -> str:
     port = settings.ingest_port
     secret_hint = (
-        f"app secret in {settings.data_dir / 'dev-secret'} (coex simulate reads it)"
+        f"app secret in {dev_secret_path(settings)} (coex simulate reads it)"
         if secret_from_file
         else "app secret from COEX_APP_SECRET"
     )
@@ -155,7 +142,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         sys.stdout.write(f"coex dev: using the Kafka broker at {settings.kafka_bootstrap}\n")
 
     secret_from_file = settings.app_secret is None
-    secret = dev_secret(settings)
+    secret = ensure_dev_secret(settings)
     env = child_env(settings, secret)
     prepare(env)
     children = [

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 
+from coex.dev_secret import app_secret
 from coex.settings import Settings
 from coex.simulator.poster import PostOptions, PostStats, post_all
 from coex.simulator.scenario import Simulation
@@ -29,7 +30,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write(f"coex simulate: {problem}\n")
         return 2
     url = args.url or f"http://127.0.0.1:{settings.ingest_port}/webhook"
-    secret = args.secret or (settings.app_secret.get_secret_value() if settings.app_secret else None)
+    secret = args.secret or app_secret(settings)
     if not secret and not settings.insecure_skip_signature:
         sys.stderr.write("coex simulate: no app secret: pass --secret or set COEX_APP_SECRET\n")
         return 2
