@@ -1,0 +1,64 @@
+"""Creating the Kafka topics the ingest writes (and `normalized_messages`); auto-create is off."""
+
+from __future__ import annotations
+
+import logging
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+from coex.settings import Settings
+from schemas.routing import INGEST_TOPICS
+
+log = logging.getLogger(__name__)
+
+# A history change can be 16 MB; leave room for the wrapper and the batch overhead.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+NORMALIZED_MESSAGES = "normalized_messages"
+
+
+def topic_names(settings: Settings) -> list[str]:
+    return [settings.topic(field) for field in (*INGEST_TOPICS, NORMALIZED_MESSAGES)]
+
+
+def topic_configs(settings: Settings) -> dict[str, str]:
+    return {
+        "max.message.bytes": str(MAX_MESSAGE_BYTES),
+        "retention.ms": str(settings.topic_retention_ms),
+        # Keep the producer's own batches as written: no recompression on the broker.
+        "compression.type": "producer",
+    }
+
+
+async def ensure_topics(settings: Settings) -> list[str]:
+    """Create every ingest topic and `normalized_messages` that is missing; return those created.
+
+    Idempotent, and safe against another process creating the same topics at the same time.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="coex-topics")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [name for name in topic_names(settings) if name not in existing]
+        if not missing:
+            return []
+        configs = topic_configs(settings)
+        response = await admin.create_topics(
+            [
+                NewTopic(name, settings.topic_partitions, settings.topic_replication, topic_configs=configs)
+                for name in missing
+            ]
+        )
+    finally:
+        await admin.close()
+    created: list[str] = []
+    for name, code, *rest in response.topic_errors:
+        error = for_code(code)
+        if code == 0:
+            created.append(name)
+        elif error is not TopicAlreadyExistsError:
+            message = rest[0] if rest else ""
+            raise error(f"creating topic {name}: {message or error.__name__}")
+    if created:
+        log.info("created Kafka topics %s", ", ".join(sorted(created)))
+    return created

@@ -1,0 +1,101 @@
+"""A broker outage: the ingest answers 503 while Kafka is away and 200 again once it is back,
+without a restart. Uses a throwaway broker of its own, never the session's."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ingest.topics import ensure_topics
+from tests.integration.ingest_kit import change, envelope, ingest_client, ingest_settings, records_written, signed
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "deploy" / "kafka-local.sh"
+
+
+def free_port_pair() -> int:
+    """A port p with p+1 free too (kafka-local.sh puts the controller on p+1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+class Broker:
+    def __init__(self, home: Path) -> None:
+        self.port = free_port_pair()
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.env = dict(
+            os.environ, COEX_KAFKA_BOOTSTRAP=self.bootstrap, COEX_KAFKA_HOME=str(home), COEX_KAFKA_HEAP="512m"
+        )
+        self.env.pop("COEX_KAFKA_CONTROLLER_PORT", None)
+        # Reuse jars another local broker already resolved, rather than fetching them again.
+        for candidate in (ROOT / ".coex" / "test-kafka" / "libs", ROOT / ".coex" / "kafka" / "libs"):
+            if (candidate / ".complete").exists():
+                (home / "libs").symlink_to(candidate)
+                break
+
+    def run(self, action: str) -> None:
+        subprocess.run(["bash", str(SCRIPT), action], env=self.env, check=True, timeout=180)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    (tmp_path / "kafka").mkdir()
+    b = Broker(tmp_path / "kafka")
+    b.run("start")
+    try:
+        yield b
+    finally:
+        b.run("stop")
+
+
+async def post_until(client, body: bytes, code: int, within_s: float) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while True:
+        r = await client.post("/webhook", content=body, headers=signed(body))
+        if r.status_code == code:
+            return time.monotonic() - started
+        assert time.monotonic() - started < within_s, f"still {r.status_code} after {within_s} s: {r.text}"
+        await asyncio.sleep(0.5)
+
+
+@pytest.mark.timeout(400)
+async def test_503_while_the_broker_is_down_then_recovers_by_itself(
+    broker: Broker, unique: Callable[[str], str]
+) -> None:
+    settings = ingest_settings(broker.bootstrap, unique("it-outage-") + ".", kafka_send_timeout_s=3.0)
+    await ensure_topics(settings)
+    body = envelope(("waba1", [change("messages", "111", messages=[{"id": "wamid.1"}])]))
+    async with ingest_client(settings) as client:
+        assert (await client.post("/webhook", content=body, headers=signed(body))).status_code == 200
+
+        broker.run("stop")
+        await post_until(client, body, 503, within_s=30)
+        r = await client.post("/webhook", content=body, headers=signed(body))
+        assert r.status_code == 503
+        assert int(r.headers["retry-after"]) > 0
+        assert (await client.get("/readyz")).status_code == 503
+        assert "coex_ingest_kafka_up 0.0" in (await client.get("/metrics")).text
+
+        broker.run("start")
+        await post_until(client, body, 200, within_s=90)
+        assert (await client.post("/webhook", content=body, headers=signed(body))).status_code == 200
+        assert (await client.get("/readyz")).status_code == 200
+        metrics = (await client.get("/metrics")).text
+    assert 'coex_ingest_requests_total{code="503",method="POST"}' in metrics
+    assert await records_written(broker.bootstrap, settings) >= 3
