@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     history_flush_timeout_s: float = 600.0
     media_pending_ttl_s: float = 3 * 24 * 3600.0
+    # Stream worker: faust app id = Kafka consumer group (and prefix of its changelog topics).
+    worker_group: str = "coex"
+    worker_batch_records: int = Field(default=1000, ge=1)  # records per commit at most
+    worker_sweep_interval_s: float = Field(default=30.0, gt=0)  # reorder timeouts, media TTL
+    worker_session_timeout_s: float = Field(default=60.0, ge=6)  # a dead worker's partitions move after this
 
     # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.
     sql_port: int = 8123 + 10000

@@ -1,0 +1,289 @@
+"""The faust application: topics, state tables, the one agent and its timers. Only wiring.
+
+One agent reads every ingest topic (all keyed by phone_number_id, or the WABA id for
+account_update, and co-partitioned) plus a small `stream_ticks` topic. For each record it calls
+`Processor.process`, publishes what the record released to `normalized_messages` (and waits for
+Kafka), applies the state changes to the tables, and hands the rows to the ClickHouse writer.
+
+Commit after write: the stream runs with acks off (`noack`), and records are acked only after
+`writer.flush()` returned, which is when ClickHouse confirmed every buffered row; faust commits
+only acked offsets. `stream.take()` is not used because it acks its batch in a `finally` block, so
+a batch whose body was cancelled or failed (a shutdown during a ClickHouse outage) would still be
+committed. Records are processed one by one as they arrive (a history record is already a batch of
+thousands of messages) and committed in batches: when the writer asks for a flush, after
+`worker_batch_records` records, or after `sink_batch_age_s` on a timer.
+
+Ticks: table keys may only be written while processing a record of their partition (faust puts a
+key's changelog on the current record's partition). So a timer sends an empty record to each
+assigned partition of `stream_ticks` every `worker_sweep_interval_s`; processing it runs
+`Processor.sweep` for that partition (reorder timeouts, media TTL), also while no webhook arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol
+
+import faust
+from faust.types import EventT, StreamT, TableT
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from coex.settings import Settings
+from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
+from schemas.routing import INGEST_TOPICS
+from schemas.rows import StatusRow
+from streams import metrics
+from streams.processor import HELD, TABLES, Output, Processor, Record, Write
+from streams.topics import TICKS
+
+log = logging.getLogger(__name__)
+
+FETCH_BYTES = 48 * 1024 * 1024  # > one 16 MB history record with its wrapper, per partition
+
+
+class Writer(Protocol):
+    """What the agent needs of `sinks.writer.BatchWriter`."""
+
+    @property
+    def buffered_rows(self) -> int: ...
+
+    def add(self, table: str, rows: Sequence[NamedTuple]) -> None: ...
+
+    def add_statuses(self, rows: Sequence[StatusRow]) -> None: ...
+
+    def should_flush(self) -> bool: ...
+
+    async def flush(self) -> None: ...
+
+
+class TableStore:
+    """The processor's StateStore over faust tables (values are bytes, keys are strings)."""
+
+    def __init__(self, tables: dict[str, TableT[str, bytes]]) -> None:
+        self.tables = tables
+
+    def get(self, table: str, key: str) -> bytes | None:
+        value: bytes | None = self.tables[table].get(key)
+        return value
+
+    def items(self, table: str) -> list[tuple[str, bytes]]:
+        return list(self.tables[table].items())
+
+    def apply(self, writes: Sequence[Write]) -> None:
+        for w in writes:
+            table = self.tables[w.table]
+            if w.value is not None:
+                table[w.key] = w.value
+            elif w.key in table:
+                del table[w.key]
+
+
+class StreamWorker:
+    """Builds the faust app around a writer; holds the uncommitted records between flushes."""
+
+    def __init__(self, settings: Settings, writer: Writer) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.app = faust.App(
+            settings.worker_group,
+            broker=f"kafka://{settings.kafka_bootstrap}",
+            store="memory://",
+            topic_partitions=settings.topic_partitions,
+            topic_replication_factor=settings.topic_replication,
+            topic_allow_declare=True,
+            value_serializer="raw",
+            key_serializer="raw",
+            consumer_max_fetch_size=FETCH_BYTES,
+            consumer_auto_offset_reset="earliest",
+            producer_max_request_size=MAX_MESSAGE_BYTES,
+            producer_compression_type="lz4",
+            producer_acks=-1,
+            broker_max_poll_records=200,
+            broker_session_timeout=settings.worker_session_timeout_s,
+            broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
+            stream_wait_empty=False,
+            stream_ack_exceptions=False,
+            stream_ack_cancelled_tasks=False,
+            web_enabled=settings.worker_web_port > 0,
+            web_port=max(settings.worker_web_port, 1),
+            web_bind="0.0.0.0",
+        )
+        self.ticks = self.app.topic(settings.topic(TICKS), value_serializer="raw")
+        source = self.app.topic(
+            *[settings.topic(name) for name in (*INGEST_TOPICS, TICKS)],
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+        self.normalized = self.app.topic(settings.topic(NORMALIZED_MESSAGES), value_serializer="raw")
+        self.tables = {
+            name: self.app.Table(
+                name,
+                partitions=settings.topic_partitions,
+                key_type=str,
+                value_type=bytes,
+                extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+            )
+            for name in TABLES
+        }
+        self.store = TableStore(self.tables)
+        self.processor = Processor(
+            self.store,
+            history_flush_timeout_s=settings.history_flush_timeout_s,
+            media_pending_ttl_s=settings.media_pending_ttl_s,
+        )
+        self._lock = asyncio.Lock()
+        self._uncommitted: list[EventT[bytes]] = []
+        self._oldest_uncommitted = 0.0
+        self._stream: StreamT[bytes] | None = None
+        metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
+
+        self.app.agent(source, name="coex-streams")(self._consume)
+        self.app.timer(interval=min(settings.sink_batch_age_s, 1.0) / 2, name="coex-commit-by-age")(self._commit_by_age)
+        self.app.timer(interval=settings.worker_sweep_interval_s, name="coex-ticks")(self._send_ticks)
+        async def metrics_page(view: Any, request: Any) -> Any:  # faust binds a page function to its view
+            self._update_lag()
+            return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+        self.app.page("/metrics")(metrics_page)
+
+    # ---- the agent -------------------------------------------------------------------------------
+
+    def _refuse_stale_acks(self) -> None:
+        """faust acks the records it skips during a rebalance (fetched under an older generation,
+        or while flow is paused) and would commit past them: they would never be read again. Refuse
+        those acks; after the rebalance faust seeks to the committed offsets and reads them anew
+        (replays are idempotent downstream)."""
+        app: Any = self.app
+        consumer: Any = app.consumer
+        if getattr(consumer, "_coex_guarded", False):
+            return
+        ack = consumer.ack
+
+        def guarded_ack(message: Any) -> bool:
+            if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+                metrics.REFUSED_ACKS.inc()
+                return False
+            return bool(ack(message))
+
+        consumer.ack = guarded_ack
+        consumer._coex_guarded = True
+
+    async def _consume(self, stream: StreamT[bytes]) -> None:
+        self._refuse_stale_acks()
+        noack: Any = stream.noack()  # type: ignore[attr-defined]  # missing from faust's StreamT
+        self._stream = noack
+        async for event in noack.events():
+            async with self._lock:
+                await self._handle(event)
+                if self.writer.should_flush() or len(self._uncommitted) >= self.settings.worker_batch_records:
+                    await self._commit()
+
+    async def _handle(self, event: EventT[bytes]) -> None:
+        msg = event.message
+        now = time.time()
+        if msg.topic == self.ticks.get_topic_name():
+            out = self.processor.sweep(msg.partition, now)
+        else:
+            value = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
+            key = msg.key if isinstance(msg.key, bytes | None) else bytes(msg.key)
+            out = self.processor.process(Record(msg.topic, msg.partition, msg.offset, key, value), now)
+            metrics.RECORDS.labels(msg.topic).inc()
+        await self._publish(out)
+        self.store.apply(out.writes)
+        self._hand_to_writer(out, msg.topic)
+        if not self._uncommitted:
+            self._oldest_uncommitted = time.monotonic()
+        self._uncommitted.append(event)
+        metrics.PENDING_RECORDS.set(len(self._uncommitted))
+
+    async def _publish(self, out: Output) -> None:
+        # Published and confirmed before the state changes are written: after a crash in between,
+        # the replay finds the old state and publishes again (at least once), never not at all.
+        pending = []
+        for record in out.published:
+            pending.append(await self.normalized.send(key=record.key, value=record.value, force=True))
+            metrics.RELEASED.labels(_kind(record.value)).inc()
+        if pending:
+            await asyncio.gather(*pending)
+
+    def _hand_to_writer(self, out: Output, topic: str) -> None:
+        for table, rows in out.rows.items():
+            self.writer.add(table, rows)
+            metrics.ROWS.labels(table).inc(len(rows))
+        if out.statuses:
+            self.writer.add_statuses(out.statuses)
+            metrics.ROWS.labels("message_statuses").inc(len(out.statuses))
+        if out.dead_letter:
+            metrics.DEAD_LETTERS.labels(topic).inc()
+            log.warning("dead letter from %s: %s", topic, out.dead_letter)
+        for pnid, gap in out.gaps:
+            log.warning("history gap: %s phase %s chunk_order %s never arrived", pnid, gap.phase, gap.chunk_order)
+        if out.gaps:
+            metrics.HISTORY_GAPS.inc(len(out.gaps))
+        offboarded = [
+            r for r in out.rows.get("account_events", ()) if r.event in ("PARTNER_REMOVED", "ACCOUNT_OFFBOARDED")
+        ]
+        if offboarded:
+            metrics.OFFBOARDED.inc(len(offboarded))
+
+    async def _commit(self) -> None:
+        """Write everything buffered to ClickHouse, then ack the records it came from."""
+        started = time.monotonic()
+        await self.writer.flush()
+        metrics.COMMIT_SECONDS.observe(time.monotonic() - started)
+        stream = self._stream
+        if stream is not None:
+            for event in self._uncommitted:
+                await stream.ack(event)
+        self._uncommitted.clear()
+        metrics.PENDING_RECORDS.set(0)
+
+    # ---- timers and pages ------------------------------------------------------------------------
+
+    async def _commit_by_age(self) -> None:
+        if not self._uncommitted or time.monotonic() - self._oldest_uncommitted < self.settings.sink_batch_age_s:
+            return
+        async with self._lock:
+            if self._uncommitted:
+                await self._commit()
+
+    async def _send_ticks(self) -> None:
+        ticks = self.ticks.get_topic_name()
+        history = self.settings.topic("history")
+        for tp in self.app.consumer.assignment():
+            if tp.topic == history:
+                await self.ticks.send(key=None, value=b"", partition=tp.partition, force=True)
+        self._update_lag()
+        log.debug("sent sweep ticks to %s", ticks)
+
+    def _update_lag(self) -> None:
+        consumer: Any = self.app.consumer
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            committed = consumer._committed_offset.get(tp)  # faust keeps no public accessor
+            if high is not None and committed is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(high - committed, 0))
+
+
+def _kind(value: bytes) -> str:
+    # Every published record starts with {"phone_number_id":...,"kind":"<kind>", ...
+    start = value.find(b'"kind":"') + 8
+    return value[start : value.find(b'"', start)].decode() if start > 7 else "?"
+
+
+def build_app(settings: Settings, writer: Writer | None = None) -> faust.App:
+    """The faust app of one stream worker; without a writer, it opens the configured ClickHouse."""
+    if writer is None:
+        from sinks.engine import open_engine
+        from sinks.writer import BatchWriter
+
+        writer = BatchWriter(
+            open_engine(settings),
+            batch_rows=settings.sink_batch_rows,
+            batch_age_s=settings.sink_batch_age_s,
+            retry_max_s=settings.sink_retry_max_s,
+        )
+    return StreamWorker(settings, writer).app

@@ -1,0 +1,88 @@
+"""Join a history `media_placeholder` with its follow-up (same message id), whichever comes first.
+
+The placeholder row is written as soon as it arrives; the follow-up (the real type and media
+object, sent as its own history webhook) supersedes it with a higher version. The enriched row is
+the follow-up with what only the placeholder knows filled in: the chunk it came in, its status,
+its thread and time. Both sides stay in the pending state until the TTL passes, so a redelivery of
+either side writes the enriched row again instead of an older one. Media older than 14 days before
+onboarding never get a follow-up: those rows simply stay placeholders.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import orjson
+
+from schemas.rows import MessageRow, message_version
+
+PLACEHOLDER = "media_placeholder"
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    placeholder: MessageRow | None
+    followup: MessageRow | None
+    since: float  # when the first side arrived; the TTL counts from here
+
+
+def is_placeholder(row: MessageRow) -> bool:
+    return row.type == PLACEHOLDER
+
+
+def enrich(followup: MessageRow, placeholder: MessageRow) -> MessageRow:
+    """The follow-up row, with the placeholder's facts where the follow-up lacks them."""
+    status = followup.status or placeholder.status
+    return followup._replace(
+        contact_wa_id=followup.contact_wa_id or placeholder.contact_wa_id,
+        status=status,
+        sent_at=followup.sent_at or placeholder.sent_at,
+        history_phase=placeholder.history_phase if followup.history_phase is None else followup.history_phase,
+        history_chunk_order=(
+            placeholder.history_chunk_order if followup.history_chunk_order is None else followup.history_chunk_order
+        ),
+        version=message_version(True, status),
+    )
+
+
+def on_placeholder(pending: Pending | None, row: MessageRow, now: float) -> tuple[Pending, MessageRow]:
+    """A placeholder arrived: the new pending state and the row to write."""
+    if pending is None:
+        return Pending(row, None, now), row
+    state = Pending(row, pending.followup, pending.since)
+    if pending.followup is None:
+        return state, row
+    return state, enrich(pending.followup, row)
+
+
+def on_followup(pending: Pending | None, row: MessageRow, now: float) -> tuple[Pending, MessageRow]:
+    """A follow-up arrived: the new pending state and the row to write."""
+    if pending is None:
+        return Pending(None, row, now), row
+    state = Pending(pending.placeholder, row, pending.since)
+    if pending.placeholder is None:
+        return state, row
+    return state, enrich(row, pending.placeholder)
+
+
+def expired(pending: Pending, now: float, ttl_s: float) -> bool:
+    return now - pending.since >= ttl_s
+
+
+def encode(pending: Pending) -> bytes:
+    return orjson.dumps(
+        [
+            list(pending.placeholder) if pending.placeholder else None,
+            list(pending.followup) if pending.followup else None,
+            pending.since,
+        ]
+    )
+
+
+def decode(data: bytes) -> Pending:
+    placeholder, followup, since = orjson.loads(data)
+    return Pending(
+        MessageRow(*placeholder) if placeholder else None,
+        MessageRow(*followup) if followup else None,
+        float(since),
+    )

@@ -1,0 +1,147 @@
+"""Per-business history sync state, emitted as a `history_sync` row on every history record.
+
+- state: `in_progress` from the first chunk, `complete` once a chunk says progress 100 (the only
+  sure end), `declined` on error 2593109 (the business did not share its history). `complete`
+  and `declined` are final.
+- progress: the highest seen (chunks arrive in any order).
+- phases_complete: a phase seen is complete once a chunk of a later phase has been seen (the
+  platform sends phases in order, so a later phase starting means the earlier one is done), and
+  every phase seen is complete at progress 100. A phase with no history sends nothing and is
+  never listed.
+- chunks_received / messages_received count unique chunks only. Deliveries are at least once and
+  (phase, chunk_order) alone is not a delivery key, so a chunk's identity is (phase, chunk_order,
+  first message id, message count), kept as a short hash.
+- version increases on every change, so the newest state wins in ClickHouse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import orjson
+
+from schemas.rows import HistorySyncRow
+
+DECLINED_CODE = 2593109
+IN_PROGRESS = "in_progress"
+COMPLETE = "complete"
+DECLINED = "declined"
+
+
+@dataclass(slots=True)
+class SyncState:
+    waba_id: str = ""
+    state: str = IN_PROGRESS
+    progress: int = 0
+    phases_seen: list[int] = field(default_factory=list)
+    chunk_ids: set[str] = field(default_factory=set)
+    messages_received: int = 0
+    error_code: int | None = None
+    updated_at: int = 0
+    version: int = 0
+
+
+def chunk_identity(phase: int, chunk_order: int, first_message_id: str, message_count: int) -> str:
+    raw = f"{phase}:{chunk_order}:{first_message_id}:{message_count}".encode()
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def on_chunk(
+    state: SyncState,
+    waba_id: str,
+    phase: int,
+    chunk_order: int,
+    progress: int,
+    first_message_id: str,
+    message_count: int,
+    now: int,
+) -> bool:
+    """Count one history chunk; return whether the state changed."""
+    before = _snapshot(state)
+    state.waba_id = waba_id or state.waba_id
+    identity = chunk_identity(phase, chunk_order, first_message_id, message_count)
+    if identity not in state.chunk_ids:
+        state.chunk_ids.add(identity)
+        state.messages_received += message_count
+    if phase not in state.phases_seen:
+        state.phases_seen = sorted([*state.phases_seen, phase])
+    state.progress = max(state.progress, min(progress, 100))
+    if state.progress >= 100 and state.state == IN_PROGRESS:
+        state.state = COMPLETE
+    return _touch(state, before, now)
+
+
+def on_error(state: SyncState, waba_id: str, code: int, now: int) -> bool:
+    """A history error; 2593109 means declined. Return whether the state changed."""
+    before = _snapshot(state)
+    state.waba_id = waba_id or state.waba_id
+    state.error_code = code
+    if code == DECLINED_CODE and state.state != COMPLETE:
+        state.state = DECLINED
+    return _touch(state, before, now)
+
+
+def phases_complete(state: SyncState) -> list[int]:
+    if state.state == COMPLETE:
+        return list(state.phases_seen)
+    if not state.phases_seen:
+        return []
+    last = state.phases_seen[-1]
+    return [p for p in state.phases_seen if p < last]
+
+
+def to_row(phone_number_id: str, state: SyncState) -> HistorySyncRow:
+    return HistorySyncRow(
+        phone_number_id=phone_number_id,
+        waba_id=state.waba_id,
+        state=state.state,
+        progress=state.progress,
+        phases_complete=phases_complete(state),
+        chunks_received=len(state.chunk_ids),
+        messages_received=state.messages_received,
+        error_code=state.error_code,
+        updated_at=state.updated_at,
+        version=state.version,
+    )
+
+
+def encode(state: SyncState) -> bytes:
+    return orjson.dumps(
+        [
+            state.waba_id,
+            state.state,
+            state.progress,
+            state.phases_seen,
+            sorted(state.chunk_ids),
+            state.messages_received,
+            state.error_code,
+            state.updated_at,
+            state.version,
+        ]
+    )
+
+
+def decode(data: bytes) -> SyncState:
+    w, s, p, phases, ids, msgs, code, at, version = orjson.loads(data)
+    return SyncState(w, s, p, list(phases), set(ids), msgs, code, at, version)
+
+
+def _snapshot(state: SyncState) -> tuple[object, ...]:
+    return (
+        state.waba_id,
+        state.state,
+        state.progress,
+        tuple(state.phases_seen),
+        len(state.chunk_ids),
+        state.messages_received,
+        state.error_code,
+    )
+
+
+def _touch(state: SyncState, before: tuple[object, ...], now: int) -> bool:
+    if _snapshot(state) == before:
+        return False
+    state.version += 1
+    state.updated_at = max(state.updated_at, now)
+    return True

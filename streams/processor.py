@@ -1,0 +1,337 @@
+"""One Kafka record in -> rows for the sinks, records for `normalized_messages`, state changes out.
+
+No Kafka and no ClickHouse here: state is read through `StateStore` (faust tables in production,
+a dict in tests) and every change is returned as a write for the caller to apply, after it has
+published what this record released. A record that fails anywhere (undecodable, a SchemaError,
+anything unexpected) changes nothing and becomes one dead letter.
+
+Rows go to ClickHouse on arrival (tables are keyed and versioned, so arrival order and
+redelivery do not matter); the reorder buffer only governs the ordered release to the topic.
+A replay after a crash may find the state ahead of the sinks, so everything a record implies is
+written again rather than skipped: the `history_sync` row on every history record, the joined
+media row on a redelivered side, a contact change equal to the state.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple, Protocol
+
+import orjson
+
+from schemas.normalize import HistoryChunk, Normalized, normalize_change
+from schemas.routing import decode_record
+from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
+from streams import codec
+from streams.logic import contacts, media_join, reorder, sync_state
+from streams.logic.reorder import ChunkId
+
+log = logging.getLogger(__name__)
+
+# State tables, by the name the store knows them under.
+REORDER = "reorder"  # phone_number_id -> reorder.ReorderState
+HELD = "held_chunks"  # phone_number_id|phase|chunk_order -> packed messages JSON of a held chunk
+MEDIA = "media_pending"  # phone_number_id|message_id -> media_join.Pending
+CONTACTS = "contacts"  # phone_number_id|contact_wa_id -> version of the newest change
+SYNC = "history_sync"  # phone_number_id -> sync_state.SyncState
+BUSINESSES = "businesses"  # waba_id -> {"offboarded": bool, "event": str, "at": int}
+TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES)
+
+OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED"})
+_PUBLISHED_FIELDS = tuple(f for f in MessageRow._fields if f != "version")
+
+
+class StateStore(Protocol):
+    def get(self, table: str, key: str) -> bytes | None: ...
+
+    def items(self, table: str) -> Iterable[tuple[str, bytes]]: ...
+
+
+class Record(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+class Published(NamedTuple):
+    key: bytes
+    value: bytes
+
+
+class Write(NamedTuple):
+    table: str
+    key: str
+    value: bytes | None  # None deletes the key
+
+
+@dataclass(slots=True)
+class Output:
+    rows: dict[str, list[Any]] = field(default_factory=dict)  # sink table -> rows
+    statuses: list[StatusRow] = field(default_factory=list)
+    published: list[Published] = field(default_factory=list)  # to normalized_messages, in order
+    writes: list[Write] = field(default_factory=list)  # state changes, in order
+    gaps: list[tuple[str, ChunkId]] = field(default_factory=list)
+    held_delta: int = 0  # chunks newly held minus chunks released from hold
+    dead_letter: str = ""  # the error, when the record went to dead_letters
+
+    def add(self, table: str, rows: Sequence[Any]) -> None:
+        if rows:
+            self.rows.setdefault(table, []).extend(rows)
+
+    def row_count(self) -> int:
+        return sum(len(rows) for rows in self.rows.values()) + len(self.statuses)
+
+
+class DictStore:
+    """A StateStore in a dict, applying writes itself: the processor's store in tests."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
+
+    def get(self, table: str, key: str) -> bytes | None:
+        return self.tables[table].get(key)
+
+    def items(self, table: str) -> Iterable[tuple[str, bytes]]:
+        return list(self.tables[table].items())
+
+    def apply(self, writes: Iterable[Write]) -> None:
+        for w in writes:
+            if w.value is None:
+                self.tables[w.table].pop(w.key, None)
+            else:
+                self.tables[w.table][w.key] = w.value
+
+
+class _Tx:
+    """Reads through this record's own pending writes; collects them for the caller."""
+
+    def __init__(self, store: StateStore, out: Output) -> None:
+        self._store = store
+        self._out = out
+        self._pending: dict[tuple[str, str], bytes | None] = {}
+
+    def get(self, table: str, key: str) -> bytes | None:
+        if (table, key) in self._pending:
+            return self._pending[(table, key)]
+        return self._store.get(table, key)
+
+    def set(self, table: str, key: str, value: bytes | None) -> None:
+        self._pending[(table, key)] = value
+        self._out.writes.append(Write(table, key, value))
+
+
+def _with_partition(partition: int, payload: bytes) -> bytes:
+    # The owning partition travels with the state, so a sweep on partition P touches only the
+    # keys whose changelog lives on P (faust writes a table key to the current event's partition).
+    return partition.to_bytes(4, "big", signed=True) + payload
+
+
+def _split_partition(value: bytes) -> tuple[int, bytes]:
+    return int.from_bytes(value[:4], "big", signed=True), value[4:]
+
+
+def messages_json(rows: Sequence[MessageRow]) -> bytes:
+    """A JSON array of message objects (every row column but `version`), as apps read them."""
+    return orjson.dumps([dict(zip(_PUBLISHED_FIELDS, row, strict=False)) for row in rows])
+
+
+def release_record(
+    pnid: str, kind: str, phase: int | None, order: int | None, late: bool, messages: bytes
+) -> Published:
+    head = orjson.dumps({"phone_number_id": pnid, "kind": kind, "phase": phase, "chunk_order": order, "late": late})
+    return Published(pnid.encode(), head[:-1] + b',"messages":' + messages + b"}")
+
+
+class Processor:
+    def __init__(self, store: StateStore, *, history_flush_timeout_s: float, media_pending_ttl_s: float) -> None:
+        self.store = store
+        self.history_flush_timeout_s = history_flush_timeout_s
+        self.media_pending_ttl_s = media_pending_ttl_s
+
+    def process(self, record: Record, now: float) -> Output:
+        """Everything one record implies; a dead letter (and nothing else) if it cannot be processed."""
+        out = Output()
+        try:
+            change = decode_record(record.value)
+            normalized = normalize_change(change)
+            tx = _Tx(self.store, out)
+            self._apply(tx, out, normalized, record.partition, int(change.received_at or now), now)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            out = Output(dead_letter=error)
+            out.add("dead_letters", [self.dead_letter(record, error, now)])
+        return out
+
+    @staticmethod
+    def dead_letter(record: Record, error: str, now: float) -> DeadLetterRow:
+        return DeadLetterRow(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=(record.key or b"").decode("utf-8", "replace"),
+            error=error,
+            raw=record.value.decode("utf-8", "replace"),
+            failed_at=now,
+        )
+
+    def sweep(self, partition: int, now: float) -> Output:
+        """Flush reorder buffers past their timeout and drop expired media state, on one partition."""
+        out = Output()
+        tx = _Tx(self.store, out)
+        for pnid, value in list(self.store.items(REORDER)):
+            owner, payload = _split_partition(value)
+            if owner != partition:
+                continue
+            state = reorder.decode(payload)
+            if reorder.due(state, now, self.history_flush_timeout_s):
+                flushed = reorder.flush(state)
+                self._release(tx, out, pnid, flushed.released, [], None, None)
+                out.gaps.extend((pnid, gap) for gap in flushed.gaps)
+                tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
+        for key, value in list(self.store.items(MEDIA)):
+            owner, payload = _split_partition(value)
+            if owner == partition and media_join.expired(media_join.decode(payload), now, self.media_pending_ttl_s):
+                tx.set(MEDIA, key, None)
+        return out
+
+    # ---- per record ------------------------------------------------------------------------------
+
+    def _apply(self, tx: _Tx, out: Output, n: Normalized, partition: int, at: int, now: float) -> None:
+        pnid = n.phone_number_id
+        if n.messages:
+            out.add("messages", n.messages)
+            out.published.append(release_record(pnid, "live", None, None, False, messages_json(n.messages)))
+        out.statuses.extend(n.statuses)
+        out.add("webhook_errors", n.errors)
+        out.add("webhook_errors", n.history_errors)
+        out.add("account_events", n.account_events)
+        for chunk in n.history_chunks:
+            self._chunk(tx, out, n, chunk, partition, at, now)
+        for row in n.media_followups:
+            self._media(tx, out, row, partition, now, followup=True)
+        for code in [error.code for error in n.history_errors]:
+            self._sync(tx, out, pnid, partition, _declines(n.waba_id, code, at))
+        for contact in n.contacts:
+            self._contact(tx, out, contact, partition)
+        for event in n.account_events:
+            if event.event in OFFBOARDING_EVENTS:
+                log.warning(
+                    "business offboarded: waba %s phone %s (%s)", event.waba_id, event.phone_number, event.event
+                )
+                fact = orjson.dumps({"offboarded": True, "event": event.event, "at": event.event_at})
+                tx.set(BUSINESSES, event.waba_id, _with_partition(partition, fact))
+
+    def _chunk(
+        self, tx: _Tx, out: Output, n: Normalized, chunk: HistoryChunk, partition: int, at: int, now: float
+    ) -> None:
+        pnid = n.phone_number_id
+        plain = [row for row in chunk.messages if not media_join.is_placeholder(row)]
+        out.add("messages", plain)
+        for row in chunk.messages:
+            if media_join.is_placeholder(row):
+                self._media(tx, out, row, partition, now, followup=False)
+        first_id = chunk.messages[0].message_id if chunk.messages else ""
+        self._sync(
+            tx,
+            out,
+            pnid,
+            partition,
+            lambda s: sync_state.on_chunk(
+                s, n.waba_id, chunk.phase, chunk.chunk_order, chunk.progress, first_id, len(chunk.messages), at
+            ),
+        )
+        raw_state = tx.get(REORDER, pnid)
+        state = reorder.decode(_split_partition(raw_state)[1]) if raw_state else reorder.ReorderState()
+        incoming = ChunkId(chunk.phase, chunk.chunk_order)
+        released: list[ChunkId] = []
+        late: list[ChunkId] = []
+        if reorder.due(state, now, self.history_flush_timeout_s):
+            flushed = reorder.flush(state)
+            released.extend(flushed.released)
+            out.gaps.extend((pnid, gap) for gap in flushed.gaps)
+        outcome = reorder.accept(state, incoming, chunk.progress, now)
+        released.extend(outcome.released)
+        late.extend(outcome.late)
+        out.gaps.extend((pnid, gap) for gap in outcome.gaps)
+        body = messages_json(chunk.messages)
+        if outcome.held:
+            tx.set(HELD, _held_key(pnid, incoming), codec.pack(body))
+            out.held_delta += 1
+        self._release(tx, out, pnid, released, late, incoming, body)
+        tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
+
+    def _release(
+        self,
+        tx: _Tx,
+        out: Output,
+        pnid: str,
+        released: Sequence[ChunkId],
+        late: Sequence[ChunkId],
+        incoming: ChunkId | None,
+        incoming_body: bytes | None,
+    ) -> None:
+        for chunk_id in released:
+            if chunk_id == incoming and incoming_body is not None and tx.get(HELD, _held_key(pnid, chunk_id)) is None:
+                body = incoming_body
+            else:
+                key = _held_key(pnid, chunk_id)
+                packed = tx.get(HELD, key)
+                if packed is None:
+                    raise LookupError(f"held chunk {key} missing from the state")
+                body = codec.unpack(packed)
+                tx.set(HELD, key, None)
+                out.held_delta -= 1
+            out.published.append(
+                release_record(pnid, "history", chunk_id.phase, chunk_id.chunk_order, chunk_id in late, body)
+            )
+
+    def _media(self, tx: _Tx, out: Output, row: MessageRow, partition: int, now: float, *, followup: bool) -> None:
+        key = f"{row.phone_number_id}|{row.message_id}"
+        raw = tx.get(MEDIA, key)
+        pending = media_join.decode(_split_partition(raw)[1]) if raw else None
+        if pending is not None and media_join.expired(pending, now, self.media_pending_ttl_s):
+            pending = None
+        if followup:
+            state, result = media_join.on_followup(pending, row, now)
+        else:
+            state, result = media_join.on_placeholder(pending, row, now)
+        tx.set(MEDIA, key, _with_partition(partition, media_join.encode(state)))
+        out.add("messages", [result])
+        if followup or not media_join.is_placeholder(result):
+            out.published.append(
+                release_record(row.phone_number_id, "media", None, None, False, messages_json([result]))
+            )
+
+    def _sync(
+        self, tx: _Tx, out: Output, pnid: str, partition: int, change: Callable[[sync_state.SyncState], bool]
+    ) -> None:
+        raw = tx.get(SYNC, pnid)
+        state = sync_state.decode(_split_partition(raw)[1]) if raw else sync_state.SyncState()
+        if change(state):
+            tx.set(SYNC, pnid, _with_partition(partition, sync_state.encode(state)))
+        # Written even when unchanged: after a crash the state may be ahead of ClickHouse.
+        rows = out.rows.setdefault("history_sync", [])
+        rows[:] = [r for r in rows if r.phone_number_id != pnid]
+        rows.append(sync_state.to_row(pnid, state))
+
+    def _contact(self, tx: _Tx, out: Output, row: ContactRow, partition: int) -> None:
+        key = contacts.key(row)
+        raw = tx.get(CONTACTS, key)
+        current = contacts.decode(_split_partition(raw)[1]) if raw else None
+        if not contacts.apply(current, row):
+            return
+        if current != row.version:
+            tx.set(CONTACTS, key, _with_partition(partition, contacts.encode(row.version)))
+        out.add("contacts", [row])
+
+
+def _declines(waba_id: str, code: int, at: int) -> Callable[[sync_state.SyncState], bool]:
+    return lambda state: sync_state.on_error(state, waba_id, code, at)
+
+
+def _held_key(pnid: str, chunk: ChunkId) -> str:
+    return f"{pnid}|{chunk.phase}|{chunk.chunk_order}"

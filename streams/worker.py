@@ -1,0 +1,88 @@
+"""`coex worker`: one stream worker process (run N of them for N-way scale-out).
+
+Before faust starts: open ClickHouse (apply migrations) and create the topics. While it runs: if
+this process owns the embedded engine, serve it on loopback so `coex sql` and other workers reach
+it. On SIGTERM/SIGINT faust stops the agent; then the writer is flushed and the engine closed.
+Records processed but not yet committed are simply read again by whoever owns the partition next;
+every write is idempotent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from typing import Any
+
+import faust
+
+from coex.settings import Settings
+from ingest.topics import ensure_topics
+from sinks.engine import ClientEngine, Engine, open_engine
+from sinks.engine_server import serve_engine
+from sinks.migrate import apply_migrations
+from sinks.writer import BatchWriter
+from streams.app import StreamWorker
+from streams.topics import ensure_tick_topic
+
+log = logging.getLogger(__name__)
+
+
+class _Worker(faust.Worker):
+    """faust's worker plus our resources, entered after start and released after the app stopped."""
+
+    def __init__(self, app: faust.App, *, settings: Settings, engine: Engine, writer: BatchWriter, **kw: Any):
+        super().__init__(app, **kw)
+        self.coex_settings = settings
+        self.engine = engine
+        self.writer = writer
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        if isinstance(self.engine, ClientEngine) and self.engine.embedded_path:
+            await self.add_async_context(serve_engine(self.engine, self.coex_settings))
+            log.info("serving the embedded ClickHouse for peers on loopback")
+
+    async def on_shutdown(self) -> None:
+        log.info("flushing %d buffered rows before exit", self.writer.buffered_rows)
+        await self.writer.flush()
+        await asyncio.to_thread(self.engine.close)
+        await super().on_shutdown()
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    if getattr(args, "worker_id", None):
+        settings = settings.model_copy(update={"worker_id": args.worker_id})
+    engine = open_engine(settings)
+    applied = apply_migrations(engine, settings.clickhouse_database)
+    if applied:
+        log.info("applied migrations: %s", ", ".join(applied))
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    loop.run_until_complete(ensure_topics(settings))
+    loop.run_until_complete(ensure_tick_topic(settings))
+    writer = BatchWriter(
+        engine,
+        batch_rows=settings.sink_batch_rows,
+        batch_age_s=settings.sink_batch_age_s,
+        retry_max_s=settings.sink_retry_max_s,
+    )
+    app = StreamWorker(settings, writer).app
+    level = getattr(args, "log_level", "INFO") or "INFO"
+    log.info(
+        "stream worker %s joining group %s at %s", settings.worker_id, settings.worker_group, settings.kafka_bootstrap
+    )
+    worker = _Worker(
+        app,
+        settings=settings,
+        engine=engine,
+        writer=writer,
+        loop=loop,
+        loglevel=level.lower(),
+        quiet=True,
+    )
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0

@@ -1,0 +1,257 @@
+"""Stream workers against the real broker and the embedded ClickHouse, run as `coex worker` processes.
+
+The scenario (tests/unit/test_processor.py): shuffled history chunks of three phases with media
+follow-ups before and after their placeholders, contacts changed out of order, echoes, a declined
+history, a PARTNER_REMOVED; every delivery sent two or three times. Each test ends in exactly the
+expected rows, read with FINAL through the worker's own engine endpoint while it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from sinks.remote import connect_owner
+from tests.unit.test_processor import (
+    DECLINED_PNID,
+    MESSAGE_COLUMNS,
+    MSGS_PER_CHUNK,
+    PHASES,
+    PNID,
+    Scenario,
+    build_scenario,
+    deliveries,
+    records,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+COEX = str(ROOT / ".venv" / "bin" / "coex")
+DATABASE = "coex_it"
+PARTITIONS = 3
+WAIT_S = 90.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Cluster:
+    bootstrap: str
+    prefix: str
+    group: str
+    engine_path: Path
+    logs: Path
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    web_ports: dict[str, int] = field(default_factory=dict)
+
+    def env(self, web_port: int) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
+        env.update(
+            COEX_KAFKA_BOOTSTRAP=self.bootstrap,
+            COEX_CLICKHOUSE_URL=f"chdb://{self.engine_path}",
+            COEX_CLICKHOUSE_DATABASE=DATABASE,
+            COEX_TOPIC_PREFIX=self.prefix,
+            COEX_TOPIC_PARTITIONS=str(PARTITIONS),
+            COEX_WORKER_GROUP=self.group,
+            COEX_WORKER_WEB_PORT=str(web_port),
+            COEX_SQL_PORT=str(_free_port()),
+            COEX_WORKER_SWEEP_INTERVAL_S="2",
+            COEX_SINK_BATCH_AGE_S="0.3",
+            COEX_WORKER_SESSION_TIMEOUT_S="10",
+        )
+        return env
+
+    def start(self, name: str) -> subprocess.Popen[bytes]:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        self.web_ports[name] = _free_port()
+        env = self.env(self.web_ports[name])
+        proc = subprocess.Popen([COEX, "worker", "--id", name], env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def wait_log(self, name: str, text: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            if text in (self.logs / f"{name}.log").read_text(errors="replace"):
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"{name} never logged {text!r}; see {self.logs}")
+
+    def engine(self) -> Any:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            remote = connect_owner(str(self.engine_path), DATABASE)
+            if remote is not None:
+                return remote
+            if self.procs and all(p.poll() is not None for p in self.procs):
+                raise AssertionError(f"every worker exited; see {self.logs}")
+            time.sleep(0.5)
+        raise AssertionError(f"no worker serves {self.engine_path}; see {self.logs}")
+
+
+@pytest.fixture
+def cluster(kafka_bootstrap: str, tmp_path: Path, unique: Callable[[str], str]) -> Iterator[Cluster]:
+    name = unique("s")
+    c = Cluster(kafka_bootstrap, f"{name}.", f"{name}-group", tmp_path / "clickhouse", tmp_path)
+    try:
+        yield c
+    finally:
+        for proc in c.procs:
+            c.stop(proc)
+
+
+async def _produce(bootstrap: str, recs: list[tuple[str, bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=20 * 1024 * 1024)
+    await producer.start()
+    try:
+        await asyncio.gather(*[await producer.send(topic, value, key=key) for topic, key, value in recs])
+    finally:
+        await producer.stop()
+
+
+def _state(engine: Any) -> dict[str, Any]:
+    cols = ", ".join(MESSAGE_COLUMNS)
+    messages = engine.query_rows(f"SELECT message_id, {cols} FROM messages FINAL ORDER BY message_id")
+    contacts = engine.query_rows("SELECT contact_wa_id, full_name, deleted FROM contacts FINAL")
+    sync = engine.query_rows(
+        "SELECT phone_number_id, state, progress, phases_complete, chunks_received, messages_received, error_code "
+        "FROM history_sync FINAL ORDER BY phone_number_id"
+    )
+    return {
+        "messages": {r[0]: tuple(r[1:]) for r in messages},
+        "contacts": {r[0]: (r[1], r[2]) for r in contacts},
+        "sync": {r[0]: tuple(r[1:]) for r in sync},
+        "events": sorted(r[0] for r in engine.query_rows("SELECT event FROM account_events FINAL")),
+        "dead_letters": engine.query_rows("SELECT count() FROM dead_letters")[0][0],
+        "declined_errors": engine.query_rows("SELECT count() FROM webhook_errors FINAL WHERE code = 2593109")[0][0],
+    }
+
+
+def _expected(scenario: Scenario) -> dict[str, Any]:
+    chunks = len(scenario.chunks)
+    return {
+        "messages": scenario.messages,
+        "contacts": scenario.contacts,
+        "sync": {
+            PNID: ("complete", 100, sorted(PHASES), chunks, chunks * MSGS_PER_CHUNK, None),
+            DECLINED_PNID: ("declined", 0, [], 0, 0, 2593109),
+        },
+        "events": ["PARTNER_REMOVED"],
+        "dead_letters": 0,
+        "declined_errors": 1,
+    }
+
+
+def _wait_for(cluster: Cluster, expected: dict[str, Any]) -> dict[str, Any]:
+    engine = cluster.engine()
+    deadline = time.monotonic() + WAIT_S
+    state: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        try:
+            state = _state(engine)
+        except Exception:  # the tables appear with the worker's migrations
+            state = {}
+        if state == expected:
+            return state
+        time.sleep(1.0)
+    return state
+
+
+async def _released_chunks(cluster: Cluster) -> list[tuple[int, int]]:
+    consumer = AIOKafkaConsumer(
+        f"{cluster.prefix}normalized_messages",
+        bootstrap_servers=cluster.bootstrap,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=40 * 1024 * 1024,
+    )
+    await consumer.start()
+    out: list[tuple[int, int]] = []
+    try:
+        while True:
+            batch = await consumer.getmany(timeout_ms=3000)
+            if not batch:
+                return out
+            for recs in batch.values():
+                for rec in recs:
+                    doc = orjson.loads(rec.value)
+                    if doc["kind"] == "history":
+                        out.append((doc["phase"], doc["chunk_order"]))
+    finally:
+        await consumer.stop()
+
+
+async def test_one_worker_ends_in_exactly_the_expected_rows(cluster: Cluster) -> None:
+    scenario = build_scenario()
+    cluster.start("w1")
+    cluster.engine()  # the worker created the topics and serves the engine
+    await _produce(cluster.bootstrap, records(deliveries(scenario, seed=7), cluster.prefix))
+    expected = _expected(scenario)
+    assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+    released = await _released_chunks(cluster)
+    assert sorted(released) == sorted(scenario.chunks)  # each chunk released once to apps
+    page = httpx.get(f"http://127.0.0.1:{cluster.web_ports['w1']}/metrics", timeout=10).text
+    assert 'coex_stream_records_total{topic="' + cluster.prefix + 'history"}' in page
+    assert "coex_stream_held_chunks 0.0" in page
+
+
+async def test_a_worker_killed_mid_import_and_restarted_finishes_with_the_same_rows(cluster: Cluster) -> None:
+    scenario = build_scenario()
+    recs = records(deliveries(scenario, seed=11), cluster.prefix)
+    half = len(recs) // 2
+    first = cluster.start("w1")
+    engine = cluster.engine()
+    await _produce(cluster.bootstrap, recs[:half])
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if engine.query_rows("SELECT count() FROM messages")[0][0] > 0:
+                break
+        except Exception:
+            pass
+        await asyncio.sleep(0.2)
+    cluster.stop(first, signal.SIGKILL)
+    await _produce(cluster.bootstrap, recs[half:])
+    cluster.start("w1-again")
+    expected = _expected(scenario)
+    assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+    released = await _released_chunks(cluster)
+    assert set(released) == scenario.chunks  # at least once to apps across a crash
+
+
+async def test_two_workers_sharing_the_partitions_end_in_the_same_rows(cluster: Cluster) -> None:
+    scenario = build_scenario()
+    cluster.start("w1")
+    cluster.engine()
+    cluster.start("w2")  # reaches ClickHouse through w1's endpoint
+    # Produce once the group settled on two members: faust acks (and may commit) records it skips
+    # while a rebalance is in flight (see the report on faust's generation check).
+    await asyncio.to_thread(cluster.wait_log, "w2", "Worker ready")
+    await asyncio.sleep(3)
+    await _produce(cluster.bootstrap, records(deliveries(scenario, seed=23), cluster.prefix))
+    expected = _expected(scenario)
+    assert await asyncio.to_thread(_wait_for, cluster, expected) == expected

@@ -1,0 +1,297 @@
+"""The processor end to end on a dict store: shuffled, redelivered webhooks -> exactly the expected rows.
+
+The scenario here is also what the stream integration tests send through a real broker.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas.routing import split_delivery, topic_name
+from streams.processor import DictStore, Output, Processor, Record
+
+WABA = "102290129340398"
+PNID = "106540352242922"
+BUSINESS = "15550783881"
+DECLINED_PNID = "106540352249999"
+PHASES = {0: 3, 1: 4, 2: 2}  # phase -> number of chunks
+MSGS_PER_CHUNK = 3
+USERS = ["16505551234", "12125557890"]
+
+
+def _envelope(field_name: str, value: dict[str, Any], time: int = 1739212624) -> bytes:
+    change = {"field": field_name, "value": value}
+    return orjson.dumps(
+        {"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": time, "changes": [change]}]}
+    )
+
+
+def _meta(pnid: str = PNID) -> dict[str, str]:
+    return {"display_phone_number": BUSINESS, "phone_number_id": pnid}
+
+
+def _mid(phase: int, order: int, i: int) -> str:
+    return f"wamid.p{phase}c{order}m{i}"
+
+
+def _is_media(phase: int, order: int, i: int) -> bool:
+    return i == 1  # one media message per chunk
+
+
+def _has_followup(phase: int, order: int) -> bool:
+    return phase == 0 or order % 2 == 0  # older media (phase 1/2, odd chunks) never get one
+
+
+def _chunk_body(phase: int, order: int, progress: int) -> bytes:
+    messages = []
+    for i in range(MSGS_PER_CHUNK):
+        ts = str(1739230000 + phase * 1000 + order * 10 + i)
+        sender = BUSINESS if i % 2 == 0 else USERS[order % 2]
+        message: dict[str, Any] = {"from": sender, "id": _mid(phase, order, i), "timestamp": ts}
+        if _is_media(phase, order, i):
+            message["type"] = "media_placeholder"
+        else:
+            message["type"] = "text"
+            message["text"] = {"body": f"hello {phase}/{order}/{i}"}
+        message["history_context"] = {"status": "READ" if i else "DELIVERED"}
+        messages.append(message)
+    chunk = {"metadata": {"phase": phase, "chunk_order": order, "progress": progress},
+             "threads": [{"id": USERS[order % 2], "messages": messages}]}  # fmt: skip
+    return _envelope("history", {"messaging_product": "whatsapp", "metadata": _meta(), "history": [chunk]})
+
+
+def _followup_body(phase: int, order: int) -> bytes:
+    message = {
+        "from": USERS[order % 2],
+        "id": _mid(phase, order, 1),
+        "timestamp": "1739230001",
+        "type": "image",
+        "image": {"caption": f"pic {phase}/{order}", "mime_type": "image/jpeg", "id": f"media{phase}{order}"},
+    }
+    return _envelope("history", {"messaging_product": "whatsapp", "metadata": _meta(), "messages": [message]})
+
+
+def _contact_body(wa_id: str, at: int, action: str, name: str) -> bytes:
+    contact: dict[str, str] = {"phone_number": wa_id}
+    if action == "add":
+        contact |= {"full_name": name, "first_name": name.split()[0]}
+    item = {"type": "contact", "contact": contact, "action": action, "metadata": {"timestamp": str(at)}}
+    return _envelope("smb_app_state_sync", {"messaging_product": "whatsapp", "metadata": _meta(), "state_sync": [item]})
+
+
+def _echo_body(i: int) -> bytes:
+    echo = {"from": BUSINESS, "to": USERS[0], "id": f"wamid.echo{i}", "timestamp": str(1739300000 + i),
+            "type": "text", "text": {"body": f"echo {i}"}}  # fmt: skip
+    return _envelope(
+        "smb_message_echoes", {"messaging_product": "whatsapp", "metadata": _meta(), "message_echoes": [echo]}
+    )
+
+
+def _declined_body() -> bytes:
+    error = {"code": 2593109, "title": "History sync is off", "message": "History sync is off",
+             "error_data": {"details": "History sharing is turned off by the business"}}  # fmt: skip
+    value = {"messaging_product": "whatsapp", "metadata": _meta(DECLINED_PNID), "history": [{"errors": [error]}]}
+    return _envelope("history", value)
+
+
+def _partner_removed_body() -> bytes:
+    return _envelope("account_update", {"phone_number": BUSINESS, "event": "PARTNER_REMOVED"}, time=1739400000)
+
+
+@dataclass
+class Scenario:
+    bodies: list[bytes] = field(default_factory=list)
+    messages: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # message_id -> expected columns
+    contacts: dict[str, tuple[str, int]] = field(default_factory=dict)  # wa_id -> (full_name, deleted)
+    chunks: set[tuple[int, int]] = field(default_factory=set)
+
+
+# The columns the scenario checks, in this order.
+MESSAGE_COLUMNS = ("type", "text", "media_id", "status", "contact_wa_id", "history_phase", "history_chunk_order")
+
+
+def build_scenario() -> Scenario:
+    s = Scenario()
+    last = (max(PHASES), PHASES[max(PHASES)])
+    total = sum(PHASES.values())
+    done = 0
+    for phase, count in PHASES.items():
+        for order in range(1, count + 1):
+            done += 1
+            progress = 100 if (phase, order) == last else int(done * 99 / total)
+            s.bodies.append(_chunk_body(phase, order, progress))
+            s.chunks.add((phase, order))
+            for i in range(MSGS_PER_CHUNK):
+                status = "read" if i else "delivered"
+                contact = USERS[order % 2]
+                if _is_media(phase, order, i):
+                    if _has_followup(phase, order):
+                        s.bodies.append(_followup_body(phase, order))
+                        cols = ("image", f"pic {phase}/{order}", f"media{phase}{order}", status, contact, phase, order)
+                    else:
+                        cols = ("media_placeholder", "", "", status, contact, phase, order)
+                else:
+                    cols = ("text", f"hello {phase}/{order}/{i}", "", status, contact, phase, order)
+                s.messages[_mid(phase, order, i)] = cols
+    for i in range(3):
+        s.bodies.append(_echo_body(i))
+        s.messages[f"wamid.echo{i}"] = ("text", f"echo {i}", "", "", USERS[0], None, None)
+    # Contact changes, to be shuffled: the newest by timestamp must win.
+    s.bodies += [
+        _contact_body(USERS[0], 100, "add", "Pablo Morales"),
+        _contact_body(USERS[0], 300, "add", "Pablo Newest"),
+        _contact_body(USERS[0], 200, "remove", ""),
+        _contact_body(USERS[1], 100, "add", "Ana Old"),
+        _contact_body(USERS[1], 400, "remove", ""),
+    ]
+    s.contacts = {USERS[0]: ("Pablo Newest", 0), USERS[1]: ("", 1)}
+    s.bodies += [_declined_body(), _partner_removed_body()]
+    return s
+
+
+def deliveries(scenario: Scenario, seed: int) -> list[bytes]:
+    """Every body two or three times, shuffled."""
+    rnd = random.Random(seed)
+    out = [b for b in scenario.bodies for _ in range(rnd.choice((2, 3)))]
+    rnd.shuffle(out)
+    return out
+
+
+def records(bodies: list[bytes], prefix: str = "coex.") -> list[tuple[str, bytes, bytes]]:
+    """(topic, key, value) for each change of each delivery, as the ingest writes them."""
+    out = []
+    for n, body in enumerate(bodies):
+        for rec in split_delivery(body, f"d{n}", 1739500000.0):
+            out.append((topic_name(rec.field, prefix), rec.key, rec.value))
+    return out
+
+
+class FinalTables:
+    """What `SELECT ... FINAL` shows: per key the highest version, the last written among equals."""
+
+    def __init__(self) -> None:
+        self.tables: dict[str, dict[tuple[Any, ...], Any]] = {}
+
+    KEYS = {
+        "messages": (lambda r: (r.phone_number_id, r.message_id), lambda r: r.version),
+        "contacts": (lambda r: (r.phone_number_id, r.contact_wa_id), lambda r: r.version),
+        "history_sync": (lambda r: (r.phone_number_id,), lambda r: r.version),
+    }
+
+    def add(self, out: Output) -> None:
+        for table, rows in out.rows.items():
+            key_of, version_of = self.KEYS.get(table, (lambda r: tuple(r), lambda r: 0))
+            target = self.tables.setdefault(table, {})
+            for row in rows:
+                key = key_of(row)
+                if key not in target or version_of(row) >= version_of(target[key]):
+                    target[key] = row
+
+
+def run(
+    processor: Processor, store: DictStore, recs: list[tuple[str, bytes, bytes]]
+) -> tuple[FinalTables, list[Output]]:
+    final = FinalTables()
+    outs = []
+    for offset, (topic, key, value) in enumerate(recs):
+        out = processor.process(Record(topic, 0, offset, key, value), now=1000.0 + offset)
+        store.apply(out.writes)
+        final.add(out)
+        outs.append(out)
+    return final, outs
+
+
+def check(scenario: Scenario, final: FinalTables, outs: list[Output]) -> None:
+    messages = final.tables["messages"]
+    got = {k[1]: tuple(getattr(r, c) for c in MESSAGE_COLUMNS) for k, r in messages.items()}
+    assert got == scenario.messages
+    contacts = {k[1]: (r.full_name, r.deleted) for k, r in final.tables["contacts"].items()}
+    assert contacts == scenario.contacts
+    sync = {k[0]: r for k, r in final.tables["history_sync"].items()}
+    assert sync[PNID].state == "complete"
+    assert sync[PNID].progress == 100
+    assert sync[PNID].phases_complete == sorted(PHASES)
+    assert sync[PNID].chunks_received == len(scenario.chunks)
+    assert sync[PNID].messages_received == len(scenario.chunks) * MSGS_PER_CHUNK
+    assert (sync[DECLINED_PNID].state, sync[DECLINED_PNID].error_code) == ("declined", 2593109)
+    events = {r.event for r in final.tables["account_events"].values()}
+    assert events == {"PARTNER_REMOVED"}
+    released = [
+        (doc["phase"], doc["chunk_order"])
+        for out in outs
+        for p in out.published
+        if (doc := orjson.loads(p.value))["kind"] == "history"
+    ]
+    assert sorted(released) == sorted(scenario.chunks)  # each chunk released exactly once
+    assert not any(out.dead_letter for out in outs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000))
+def test_shuffled_redelivered_webhooks_end_in_exactly_the_expected_rows(seed: int) -> None:
+    scenario = build_scenario()
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    final, outs = run(processor, store, records(deliveries(scenario, seed)))
+    check(scenario, final, outs)
+
+
+def test_in_order_delivery_releases_in_order_without_gaps() -> None:
+    scenario = build_scenario()
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    final, outs = run(processor, store, records(scenario.bodies))
+    check(scenario, final, outs)
+    assert not any(out.gaps for out in outs)
+    assert store.tables["held_chunks"] == {}
+
+
+def test_a_bad_record_becomes_one_dead_letter_and_changes_nothing() -> None:
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    bad = _envelope("history", {"metadata": _meta(), "history": [{"metadata": {"phase": "x"}, "threads": []}]})
+    ((topic, key, value),) = records([bad])
+    out = processor.process(Record(topic, 3, 42, key, value), now=5.0)
+    assert out.writes == [] and out.published == []
+    (row,) = out.rows["dead_letters"]
+    assert (row.topic, row.partition, row.offset, row.key) == ("coex.history", 3, 42, PNID)
+    assert "phase" in row.error
+    garbage = processor.process(Record("coex.history", 0, 1, None, b"\xff not json"), now=5.0)
+    assert garbage.rows["dead_letters"][0].error.startswith("EnvelopeError")
+
+
+def test_the_sweep_flushes_a_stalled_history_and_expires_media_state() -> None:
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=60.0, media_pending_ttl_s=600.0)
+    for offset, body in enumerate([_chunk_body(0, 3, 40), _chunk_body(0, 2, 30)]):
+        ((topic, key, value),) = records([body])
+        store.apply(processor.process(Record(topic, 2, offset, key, value), now=100.0).writes)
+    assert len(store.tables["held_chunks"]) == 2
+    assert processor.sweep(1, now=1000.0).writes == []  # another partition's keys are not touched
+    out = processor.sweep(2, now=161.0)
+    store.apply(out.writes)
+    assert [(orjson.loads(p.value)["chunk_order"]) for p in out.published] == [2, 3]
+    assert [gap for _, gap in out.gaps] == [(0, 1)]
+    assert store.tables["held_chunks"] == {}
+    assert store.tables["media_pending"]
+    store.apply(processor.sweep(2, now=800.0).writes)
+    assert store.tables["media_pending"] == {}
+
+
+@pytest.mark.parametrize("codec_tag", [b"l", b"0"])
+def test_held_chunks_are_stored_compactly(codec_tag: bytes) -> None:
+    from streams import codec
+
+    body = orjson.dumps([{"text": "hello"}] * 500)
+    packed = codec.pack(body)
+    assert codec.unpack(packed) == body
+    assert codec.unpack(b"0" + body) == body
+    if codec_tag == b"l":
+        assert len(packed) < len(body) // 10
