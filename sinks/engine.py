@@ -1,0 +1,246 @@
+"""One handle on ClickHouse for everything in coex: an embedded engine or a server, same methods.
+
+`open_engine(settings)` picks: a ClickHouse server (`http(s)://`) -> a clickhouse-connect client;
+`chdb:///path` owned by another live process -> a RemoteEngine talking to that owner's loopback
+endpoint (sinks/engine_server.py); else the path opened in this process. The methods block: call
+them from async code through `asyncio.to_thread`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import orjson
+from clickhouse_connect.driver.client import Client
+
+from coex.settings import Settings
+from sinks.client import open_client, parse_url
+from sinks.encode import FORMAT, encode_rows
+from sinks.statements import check_read_only
+
+log = logging.getLogger(__name__)
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# query_rows reads JSON on every engine kind, so local and remote rows have the same Python types.
+ROWS_FORMAT = "JSONCompactEachRowWithNamesAndTypes"
+ROWS_SETTINGS: dict[str, Any] = {
+    "date_time_output_format": "unix_timestamp",
+    "output_format_json_quote_64bit_integers": 0,
+    "output_format_json_quote_decimals": 0,
+}
+
+
+class Engine(Protocol):
+    database: str
+
+    def insert(
+        self,
+        table: str,
+        column_names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def insert_raw(
+        self,
+        table: str,
+        column_names: Sequence[str],
+        payload: bytes,
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None: ...
+
+    def command(self, sql: str, settings: Mapping[str, Any] | None = None) -> None: ...
+
+    def query_rows(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> list[tuple[Any, ...]]: ...
+
+    def query_raw(
+        self,
+        sql: str,
+        fmt: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> bytes: ...
+
+    def query_readonly(self, sql: str, fmt: str) -> bytes:
+        """An analyst's statement: read-only check, `readonly`, row and time limits."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def check_identifier(name: str) -> str:
+    if not IDENTIFIER.match(name):
+        raise ValueError(f"{name!r} is not a plain ClickHouse identifier")
+    return name
+
+
+def readonly_settings(settings: Settings) -> dict[str, Any]:
+    """Limits for analyst SQL. `readonly` comes last: once set, the handle refuses further SETs.
+
+    readonly=2, not 1: analysts read with `SETTINGS final = 1` (CONTRACT.md), which readonly=1
+    refuses; 2 still refuses every write and DDL.
+    """
+    return {
+        "max_result_rows": settings.sql_max_rows,
+        "result_overflow_mode": "throw",
+        "max_execution_time": settings.sql_max_seconds,
+        "readonly": 2,
+    }
+
+
+def _unwrap(type_name: str) -> str:
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if type_name.startswith(wrapper):
+            return _unwrap(type_name[len(wrapper) : -1])
+    return type_name
+
+
+def _converter(type_name: str) -> Callable[[Any], Any]:
+    base = _unwrap(type_name)
+    if base.startswith("DateTime64"):
+        return lambda v: None if v is None else datetime.fromtimestamp(float(v), UTC)
+    if base.startswith("DateTime"):
+        return lambda v: None if v is None else datetime.fromtimestamp(int(v), UTC)
+    if base in ("Date", "Date32"):
+        return lambda v: None if v is None else date.fromisoformat(v)
+    return lambda v: v
+
+
+def decode_rows(payload: bytes) -> list[tuple[Any, ...]]:
+    """Rows of a JSONCompactEachRowWithNamesAndTypes answer; DateTime values as aware UTC datetimes."""
+    lines = payload.splitlines()
+    if len(lines) < 2:
+        return []
+    converters = [_converter(t) for t in orjson.loads(lines[1])]
+    return [
+        tuple(conv(v) for conv, v in zip(converters, orjson.loads(line), strict=True)) for line in lines[2:] if line
+    ]
+
+
+class ClientEngine:
+    """This process's own clickhouse-connect clients: writes, reads, and a read-only one for analysts.
+
+    Reads have their own handle so a query runs while an insert does (a chdb handle serializes its
+    calls); the analyst handle is separate because `readonly` cannot be lifted once set on it.
+    """
+
+    def __init__(self, url: str, database: str, analyst_settings: Mapping[str, Any], *, create_database: bool):
+        self.database = check_identifier(database)
+        self.url = url
+        self._analyst_settings = dict(analyst_settings)
+        self._rw = open_client(url)
+        if create_database:
+            self._rw.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        self._rw.database = database
+        self._reader: Client | None = None
+        self._ro: Client | None = None
+
+    def _client(self, **settings: Any) -> Client:
+        client = open_client(self.url, **settings)
+        client.database = self.database
+        return client
+
+    @property
+    def embedded_path(self) -> str:
+        target = parse_url(self.url)
+        return target.path if target.embedded else ""
+
+    def insert(
+        self,
+        table: str,
+        column_names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.insert_raw(table, column_names, encode_rows(column_names, rows), FORMAT, settings)
+
+    def insert_raw(
+        self,
+        table: str,
+        column_names: Sequence[str],
+        payload: bytes,
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._rw.raw_insert(
+            f"{self.database}.{check_identifier(table)}",
+            list(column_names),
+            payload,
+            settings=dict(settings or {}),
+            fmt=fmt,
+        )
+
+    def command(self, sql: str, settings: Mapping[str, Any] | None = None) -> None:
+        self._rw.command(sql, settings=dict(settings or {}))
+
+    def query_raw(
+        self,
+        sql: str,
+        fmt: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> bytes:
+        if self._reader is None:
+            self._reader = self._client()
+        return self._reader.raw_query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}), fmt=fmt)
+
+    def query_rows(
+        self,
+        sql: str,
+        parameters: Mapping[str, Any] | None = None,
+        settings: Mapping[str, Any] | None = None,
+    ) -> list[tuple[Any, ...]]:
+        merged = {**ROWS_SETTINGS, **(settings or {})}
+        return decode_rows(self.query_raw(sql, ROWS_FORMAT, parameters, merged))
+
+    def query_readonly(self, sql: str, fmt: str) -> bytes:
+        statement = check_read_only(sql)
+        if self._ro is None:
+            self._ro = self._client(**self._analyst_settings)
+        return self._ro.raw_query(statement, fmt=fmt)
+
+    def close(self) -> None:
+        for client in (self._ro, self._reader):
+            if client is not None:
+                client.close()
+        self._rw.close()
+
+
+def open_engine(settings: Settings, *, create_database: bool = True) -> Engine:
+    """The engine for `settings.clickhouse_url`, using `settings.clickhouse_database`.
+
+    `create_database=False` for callers that only read (`coex sql`): a missing database is then
+    the first query's error, not a write.
+    """
+    target = parse_url(settings.clickhouse_url)
+    if target.embedded:
+        from sinks.remote import connect_owner
+
+        remote = connect_owner(target.path, settings.clickhouse_database)
+        if remote is not None:
+            return remote
+    try:
+        return ClientEngine(
+            settings.clickhouse_url,
+            settings.clickhouse_database,
+            readonly_settings(settings),
+            create_database=create_database,
+        )
+    except Exception as exc:
+        if target.embedded and "EmbeddedServer" in str(exc):
+            raise RuntimeError(
+                f"the embedded ClickHouse at {target.path} is open in another process that does not "
+                "serve it (no live owner in its .coex-owner.json); stop that process or use its endpoint"
+            ) from exc
+        raise

@@ -1,0 +1,231 @@
+"""The schema as versioned migrations. Applied ones are never edited: change the schema by appending.
+
+Statements use `{db}` for the database. Every table deduplicates replays: ReplacingMergeTree on the
+contract key (the `version` column picks the newest, most complete row), and
+`non_replicated_deduplication_window` so a retried batch with the same `insert_deduplication_token`
+is written once. ReplacingMergeTree only collapses rows inside one partition, so a partition key is
+always a function of columns that never change for a key (a message's `sent_at`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Recent insert block ids remembered per table for token deduplication.
+_DEDUP = "non_replicated_deduplication_window = 1000"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_TABLES = (
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.messages (
+    phone_number_id String,
+    waba_id String,
+    message_id String,
+    contact_wa_id String,
+    direction LowCardinality(String),
+    source LowCardinality(String),
+    type LowCardinality(String),
+    text String,
+    media_id String,
+    media_mime_type String,
+    status LowCardinality(String),
+    sent_at DateTime('UTC'),
+    history_phase Nullable(UInt8),
+    history_chunk_order Nullable(UInt32),
+    raw String CODEC(ZSTD(3)),
+    context_id String,
+    error_code Nullable(UInt32),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(sent_at)
+ORDER BY (phone_number_id, message_id)
+SETTINGS {_DEDUP}
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.contacts (
+    phone_number_id String,
+    contact_wa_id String,
+    full_name String,
+    first_name String,
+    deleted UInt8,
+    changed_at DateTime('UTC'),
+    waba_id String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (phone_number_id, contact_wa_id)
+SETTINGS {_DEDUP}
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.history_sync (
+    phone_number_id String,
+    waba_id String,
+    state LowCardinality(String),
+    progress UInt8,
+    phases_complete Array(UInt8),
+    chunks_received UInt32,
+    messages_received UInt64,
+    error_code Nullable(UInt32),
+    updated_at DateTime('UTC'),
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY phone_number_id
+SETTINGS {_DEDUP}
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.account_events (
+    waba_id String,
+    phone_number String,
+    event LowCardinality(String),
+    event_at DateTime('UTC'),
+    disconnection_info String,
+    raw String
+) ENGINE = ReplacingMergeTree
+ORDER BY (waba_id, event, event_at, phone_number)
+SETTINGS {_DEDUP}
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.dead_letters (
+    topic LowCardinality(String),
+    partition Int32,
+    offset Int64,
+    key String,
+    error String,
+    raw String CODEC(ZSTD(3)),
+    failed_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMMDD(failed_at)
+ORDER BY (topic, partition, offset)
+TTL toDateTime(failed_at) + INTERVAL 30 DAY
+SETTINGS ttl_only_drop_parts = 1, {_DEDUP}
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.message_statuses (
+    phone_number_id String,
+    message_id String,
+    recipient_id String,
+    status LowCardinality(String),
+    status_at DateTime('UTC'),
+    error_code Nullable(UInt32),
+    raw String CODEC(ZSTD(3))
+) ENGINE = ReplacingMergeTree
+ORDER BY (phone_number_id, message_id, status)
+SETTINGS {_DEDUP}
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.webhook_errors (
+    phone_number_id String,
+    waba_id String,
+    field LowCardinality(String),
+    message_id String,
+    code UInt32,
+    title String,
+    message String,
+    details String,
+    occurred_at DateTime('UTC'),
+    raw String CODEC(ZSTD(3))
+) ENGINE = ReplacingMergeTree
+PARTITION BY toYYYYMM(occurred_at)
+ORDER BY (phone_number_id, occurred_at, field, message_id, code)
+SETTINGS {_DEDUP}
+""",
+)
+
+# Scratch for the writer: the message keys of one flush, so set-based SQL can join on them
+# instead of parsing a 50k-pair literal. Rows are worthless after their flush; TTL drops them.
+_SINK_KEYS = (
+    """
+CREATE TABLE IF NOT EXISTS {db}.sink_keys (
+    token String,
+    phone_number_id String,
+    message_id String,
+    added_at DateTime('UTC') DEFAULT now()
+) ENGINE = MergeTree
+PARTITION BY toStartOfHour(added_at)
+ORDER BY (token, phone_number_id, message_id)
+TTL added_at + INTERVAL 2 HOUR
+SETTINGS ttl_only_drop_parts = 1
+""",
+)
+
+# Analyst views; FINAL so they show one row per key like the tables read with `final = 1`.
+_VIEWS = (
+    """
+CREATE VIEW IF NOT EXISTS {db}.threads AS
+SELECT
+    phone_number_id,
+    contact_wa_id,
+    any(waba_id) AS waba_id,
+    count() AS messages,
+    max(sent_at) AS last_at,
+    argMax(message_id, (sent_at, message_id)) AS last_message_id,
+    argMax(direction, (sent_at, message_id)) AS last_direction,
+    argMax(type, (sent_at, message_id)) AS last_type,
+    argMax(text, (sent_at, message_id)) AS last_text,
+    argMax(status, (sent_at, message_id)) AS last_status
+FROM {db}.messages FINAL
+GROUP BY phone_number_id, contact_wa_id
+""",
+    """
+CREATE VIEW IF NOT EXISTS {db}.sync_summary AS
+SELECT
+    b.phone_number_id AS phone_number_id,
+    if(h.waba_id != '', h.waba_id, m.waba_id) AS waba_id,
+    h.state AS history_state,
+    h.progress AS history_progress,
+    h.phases_complete AS history_phases_complete,
+    h.chunks_received AS history_chunks_received,
+    h.messages_received AS history_messages_reported,
+    h.error_code AS history_error_code,
+    h.updated_at AS history_updated_at,
+    m.history_messages AS history_messages,
+    m.echo_messages AS echo_messages,
+    m.cloud_api_messages AS cloud_api_messages,
+    m.messages AS messages,
+    m.last_message_at AS last_message_at,
+    c.contacts_alive AS contacts_alive
+FROM (
+    SELECT phone_number_id FROM {db}.history_sync
+    UNION DISTINCT SELECT phone_number_id FROM {db}.messages
+    UNION DISTINCT SELECT phone_number_id FROM {db}.contacts
+) AS b
+LEFT JOIN (SELECT * FROM {db}.history_sync FINAL) AS h ON h.phone_number_id = b.phone_number_id
+LEFT JOIN (
+    SELECT
+        phone_number_id,
+        any(waba_id) AS waba_id,
+        countIf(source = 'history') AS history_messages,
+        countIf(source = 'echo') AS echo_messages,
+        countIf(source = 'cloud_api') AS cloud_api_messages,
+        count() AS messages,
+        max(sent_at) AS last_message_at
+    FROM {db}.messages FINAL
+    GROUP BY phone_number_id
+) AS m ON m.phone_number_id = b.phone_number_id
+LEFT JOIN (
+    SELECT phone_number_id, countIf(deleted = 0) AS contacts_alive
+    FROM {db}.contacts FINAL
+    GROUP BY phone_number_id
+) AS c ON c.phone_number_id = b.phone_number_id
+""",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
+    Migration(2, "analyst views", _VIEWS),
+)
+
+SCHEMA_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS {db}.schema_migrations (
+    version UInt32,
+    name String,
+    applied_at DateTime('UTC') DEFAULT now()
+) ENGINE = ReplacingMergeTree
+ORDER BY version
+"""

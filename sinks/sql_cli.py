@@ -1,0 +1,51 @@
+"""`coex sql "SELECT ..." --format F`: read-only SQL against the configured ClickHouse.
+
+Works against a server, against an embedded engine a running worker owns (through its endpoint),
+or by opening the engine folder when nobody owns it. The result bytes go to stdout as ClickHouse
+formats them. Exit 2 when the statement is refused (not read-only), 1 when it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from coex.settings import Settings
+from sinks.engine import open_engine
+from sinks.statements import StatementRefused, check_read_only
+
+EXIT_FAILED = 1
+EXIT_REFUSED = 2
+
+
+def one_line(error: BaseException) -> str:
+    """ClickHouse errors span lines and repeat themselves; keep the first line, trimmed."""
+    text = str(error).strip() or type(error).__name__
+    first = text.splitlines()[0]
+    return first if len(first) <= 500 else first[:497] + "..."
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        statement = check_read_only(args.query)
+    except StatementRefused as exc:
+        sys.stderr.write(f"coex sql: refused: {exc}\n")
+        return EXIT_REFUSED
+    try:
+        engine = open_engine(settings, create_database=False)
+    except Exception as exc:
+        sys.stderr.write(f"coex sql: cannot open ClickHouse {settings.clickhouse_url}: {one_line(exc)}\n")
+        return EXIT_FAILED
+    try:
+        result = engine.query_readonly(statement, args.format)
+    except StatementRefused as exc:
+        sys.stderr.write(f"coex sql: refused: {one_line(exc)}\n")
+        return EXIT_REFUSED
+    except Exception as exc:
+        sys.stderr.write(f"coex sql: failed: {one_line(exc)}\n")
+        return EXIT_FAILED
+    finally:
+        engine.close()
+    sys.stdout.buffer.write(result)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,435 @@
+"""The ClickHouse sink on the embedded engine: schema, batch writer, statuses, `coex sql`, endpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coex.settings import Settings
+from schemas.rows import (
+    AccountEventRow,
+    ContactRow,
+    DeadLetterRow,
+    HistorySyncRow,
+    MessageRow,
+    StatusRow,
+    WebhookErrorRow,
+    contact_version,
+    message_version,
+)
+from sinks import metrics
+from sinks.engine import Engine, open_engine
+from sinks.migrate import apply_migrations
+from sinks.migrations import MIGRATIONS
+from sinks.remote import RemoteEngine
+from sinks.statements import StatementRefused
+from sinks.tables import ROW_TYPES
+from sinks.writer import BatchWriter
+
+ROOT = Path(__file__).resolve().parents[2]
+PNID = "106540352242922"
+WABA = "102290129340398"
+T0 = 1_739_230_955
+
+CONTRACT_TYPES: dict[str, dict[str, str]] = {
+    "messages": {
+        "phone_number_id": "String",
+        "waba_id": "String",
+        "message_id": "String",
+        "contact_wa_id": "String",
+        "direction": "LowCardinality(String)",
+        "source": "LowCardinality(String)",
+        "type": "LowCardinality(String)",
+        "text": "String",
+        "media_id": "String",
+        "media_mime_type": "String",
+        "status": "LowCardinality(String)",
+        "sent_at": "DateTime('UTC')",
+        "history_phase": "Nullable(UInt8)",
+        "history_chunk_order": "Nullable(UInt32)",
+        "raw": "String",
+    },
+    "contacts": {
+        "phone_number_id": "String",
+        "contact_wa_id": "String",
+        "full_name": "String",
+        "first_name": "String",
+        "deleted": "UInt8",
+        "changed_at": "DateTime('UTC')",
+    },
+    "history_sync": {
+        "phone_number_id": "String",
+        "state": "LowCardinality(String)",
+        "progress": "UInt8",
+        "phases_complete": "Array(UInt8)",
+        "chunks_received": "UInt32",
+        "messages_received": "UInt64",
+        "error_code": "Nullable(UInt32)",
+        "updated_at": "DateTime('UTC')",
+    },
+    "account_events": {"waba_id": "String", "phone_number": "String", "event_at": "DateTime('UTC')"},
+    "dead_letters": {"key": "String", "error": "String", "raw": "String"},
+}
+
+
+def message(mid: str, *, complete: bool = True, status: str = "", **changes: Any) -> MessageRow:
+    row = MessageRow(
+        phone_number_id=PNID,
+        waba_id=WABA,
+        message_id=mid,
+        contact_wa_id="16505551234",
+        direction="outbound",
+        source="history",
+        type="image" if complete else "media_placeholder",
+        text="a caption" if complete else "",
+        media_id="media-1" if complete else "",
+        media_mime_type="image/jpeg" if complete else "",
+        status=status,
+        sent_at=T0,
+        history_phase=1,
+        history_chunk_order=2,
+        raw=f'{{"id": "{mid}"}}',
+        context_id="",
+        error_code=None,
+        version=message_version(complete, status),
+    )
+    return row._replace(**changes)
+
+
+def status(mid: str, value: str, *, at: int = T0 + 60, error_code: int | None = None) -> StatusRow:
+    return StatusRow(PNID, mid, "16505551234", value, at, error_code, f'{{"status": "{value}"}}')
+
+
+@pytest.fixture
+def settings(clickhouse_url: str, ch_database: str) -> Settings:
+    return Settings(clickhouse_url=clickhouse_url, clickhouse_database=ch_database)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = open_engine(settings)
+    apply_migrations(engine, settings.clickhouse_database)
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+def writer_on(engine: Engine, **kwargs: Any) -> BatchWriter:
+    options: dict[str, Any] = {"batch_rows": 1000, "batch_age_s": 60.0, "retry_max_s": 0.05, **kwargs}
+    return BatchWriter(engine, **options)
+
+
+async def write(engine: Engine, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    writer = writer_on(engine)
+    writer.add(table, rows)
+    await writer.flush()
+
+
+def final_rows(engine: Engine, sql: str) -> list[tuple[Any, ...]]:
+    return engine.query_rows(f"{sql} SETTINGS final = 1")
+
+
+def test_migrate_is_idempotent_and_recorded(engine: Engine, settings: Settings) -> None:
+    assert apply_migrations(engine, settings.clickhouse_database) == []
+    recorded = final_rows(engine, "SELECT version, name FROM schema_migrations ORDER BY version")
+    assert recorded == [(m.version, m.name) for m in MIGRATIONS]
+
+
+def test_tables_have_the_contract_columns_in_row_order(engine: Engine, settings: Settings) -> None:
+    rows = engine.query_rows(
+        "SELECT table, name, type FROM system.columns WHERE database = {db:String} ORDER BY table, position",
+        parameters={"db": settings.clickhouse_database},
+    )
+    by_table: dict[str, list[tuple[str, str]]] = {}
+    for table, name, type_ in rows:
+        by_table.setdefault(table, []).append((name, type_))
+    for table, row_type in ROW_TYPES.items():
+        assert [name for name, _ in by_table[table]] == list(row_type._fields), table  # type: ignore[attr-defined]
+    for table, expected in CONTRACT_TYPES.items():
+        actual = dict(by_table[table])
+        assert {name: actual[name] for name in expected} == expected, table
+    assert dict(by_table["dead_letters"])["failed_at"].startswith("DateTime64")
+    assert {"threads", "sync_summary"} <= set(by_table)
+
+
+async def test_rows_of_every_table_land_and_read_back(engine: Engine) -> None:
+    samples: dict[str, tuple[Any, ...]] = {
+        "messages": message("wamid.every", status="read"),
+        "contacts": ContactRow(PNID, "16505551234", "Ana Lima", "Ana", 0, T0, WABA, contact_version(T0, False)),
+        "history_sync": HistorySyncRow(PNID, WABA, "in_progress", 50, [0, 1], 4, 1200, None, T0, 7),
+        "account_events": AccountEventRow(WABA, "+1 650-555-1234", "PARTNER_REMOVED", T0, '{"reason": "x"}', "{}"),
+        "dead_letters": DeadLetterRow(
+            "coex.history", 3, 17, PNID, "history.value: expected object", "{}", round(time.time(), 3)
+        ),
+        "message_statuses": status("wamid.every", "read"),
+        "webhook_errors": WebhookErrorRow(PNID, WABA, "messages", "", 131060, "t", "m", "d", T0, "{}"),
+    }
+    writer = writer_on(engine)
+    for table, row in samples.items():
+        writer.add(table, [row])
+    assert writer.buffered_rows == len(samples)
+    await writer.flush()
+    assert writer.buffered_rows == 0
+    for table, row in samples.items():
+        (back,) = final_rows(engine, f"SELECT * FROM {table}")
+        as_sent = [value.timestamp() if hasattr(value, "timestamp") else value for value in back]
+        assert as_sent == list(row), table
+
+
+async def test_replayed_batches_leave_one_row_per_key(engine: Engine) -> None:
+    rows = [message(f"wamid.replay{i}", status="delivered", sent_at=T0 - i * 86_400 * 7) for i in range(40)]
+    contacts = [
+        ContactRow(PNID, f"1650555{i:04d}", "N", "N", 0, T0, WABA, contact_version(T0, False)) for i in range(5)
+    ]
+    for _ in range(2):  # the same batch again: its dedup token makes it a no-op
+        writer = writer_on(engine)
+        writer.add("messages", rows)
+        writer.add("contacts", contacts)
+        await writer.flush()
+    assert engine.query_rows("SELECT count() FROM messages") == [(40,)]
+    await write(engine, "messages", rows[:25])  # replayed with other batch boundaries
+    await write(engine, "messages", rows[25:])
+    await write(engine, "contacts", contacts[::-1])
+    assert final_rows(engine, "SELECT count(), uniqExact(message_id) FROM messages") == [(40, 40)]
+    assert final_rows(engine, "SELECT count() FROM contacts") == [(5,)]
+
+
+@pytest.mark.parametrize("placeholder_first", [True, False])
+async def test_placeholder_then_enriched_reads_as_enriched_in_any_order(
+    engine: Engine, placeholder_first: bool
+) -> None:
+    placeholder = message("wamid.media", complete=False, status="delivered")
+    enriched = message("wamid.media", complete=True, status="delivered")
+    for row in (placeholder, enriched) if placeholder_first else (enriched, placeholder):
+        await write(engine, "messages", [row])
+    assert final_rows(engine, "SELECT type, media_id, media_mime_type, text, status FROM messages") == [
+        ("image", "media-1", "image/jpeg", "a caption", "delivered")
+    ]
+
+
+async def test_statuses_raise_but_never_lower(engine: Engine) -> None:
+    writer = writer_on(engine)
+    writer.add("messages", [message("wamid.s1", status="sent"), message("wamid.s2", status="sent")])
+    writer.add_statuses([status("wamid.s1", "delivered")])
+    await writer.flush()
+    writer.add_statuses([status("wamid.s1", "read"), status("wamid.s2", "failed", error_code=131026)])
+    await writer.flush()
+    writer.add_statuses([status("wamid.s1", "delivered", at=T0 + 900), status("wamid.s1", "sent")])
+    await writer.flush()
+    rows = final_rows(engine, "SELECT message_id, status, error_code, version, type FROM messages ORDER BY message_id")
+    assert rows == [
+        ("wamid.s1", "read", None, message_version(True, "read"), "image"),
+        ("wamid.s2", "failed", 131026, message_version(True, "failed"), "image"),
+    ]
+    assert final_rows(engine, "SELECT count() FROM message_statuses") == [(4,)]  # one per (message, status)
+
+
+async def test_a_status_before_its_message_is_applied_when_the_message_lands(engine: Engine) -> None:
+    writer = writer_on(engine)
+    writer.add_statuses([status("wamid.early", "read")])
+    await writer.flush()
+    assert final_rows(engine, "SELECT count() FROM messages") == [(0,)]
+    writer.add("messages", [message("wamid.early", complete=False, status="sent")])
+    await writer.flush()
+    assert final_rows(engine, "SELECT status, type FROM messages") == [("read", "media_placeholder")]
+    writer.add("messages", [message("wamid.early", complete=True, status="")])
+    await writer.flush()
+    assert final_rows(engine, "SELECT status, type, version FROM messages") == [
+        ("read", "image", message_version(True, "read"))
+    ]
+    summary = final_rows(engine, "SELECT messages, last_status FROM threads")
+    assert summary == [(1, "read")]
+
+
+async def test_views_summarize_per_business(engine: Engine) -> None:
+    writer = writer_on(engine)
+    writer.add("messages", [message("wamid.v1"), message("wamid.v2", source="echo", contact_wa_id="1999")])
+    writer.add(
+        "contacts",
+        [
+            ContactRow(PNID, "1", "A", "A", 0, T0, WABA, contact_version(T0, False)),
+            ContactRow(PNID, "2", "B", "B", 1, T0, WABA, contact_version(T0, True)),
+        ],
+    )
+    writer.add("history_sync", [HistorySyncRow(PNID, WABA, "complete", 100, [0, 1, 2], 9, 1, None, T0, 1)])
+    await writer.flush()
+    rows = engine.query_rows(
+        "SELECT phone_number_id, history_state, history_messages, echo_messages, messages, contacts_alive "
+        "FROM sync_summary"
+    )
+    assert rows == [(PNID, "complete", 1, 1, 2, 1)]
+    assert engine.query_rows("SELECT count() FROM threads") == [(2,)]
+
+
+class FlakyEngine:
+    """The real engine behind inserts that fail `failures` times, before or after writing."""
+
+    def __init__(self, engine: Engine, failures: int, *, fail_after_write: bool = False) -> None:
+        self.engine = engine
+        self.database = engine.database
+        self.failures = failures
+        self.fail_after_write = fail_after_write
+        self.calls = 0
+
+    def insert_raw(self, *args: Any, **kwargs: Any) -> None:
+        self.calls += 1
+        if self.failures and not self.fail_after_write:
+            self.failures -= 1
+            raise ConnectionRefusedError("ClickHouse is down")
+        self.engine.insert_raw(*args, **kwargs)
+        if self.failures:
+            self.failures -= 1
+            raise TimeoutError("written, but the answer was lost")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
+
+
+@pytest.mark.parametrize("fail_after_write", [False, True])
+async def test_rows_survive_an_outage_and_land_once(engine: Engine, fail_after_write: bool) -> None:
+    flaky = FlakyEngine(engine, failures=4, fail_after_write=fail_after_write)
+    writer = writer_on(flaky)
+    rows = [message(f"wamid.down{i}") for i in range(30)]
+    retries_before = metrics.RETRIES._value.get()
+    writer.add("messages", rows)
+    await asyncio.wait_for(writer.flush(), timeout=30)
+    assert flaky.calls > 4
+    assert metrics.RETRIES._value.get() - retries_before == 4
+    assert metrics.CLICKHOUSE_UP._value.get() == 1
+    assert engine.query_rows("SELECT count() FROM messages") == [(30,)]  # no FINAL: written once
+
+
+async def test_a_cancelled_flush_keeps_its_rows(engine: Engine) -> None:
+    flaky = FlakyEngine(engine, failures=10**9)
+    writer = writer_on(flaky, retry_max_s=0.02)
+    writer.add("messages", [message("wamid.kept")])
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(writer.flush(), timeout=0.3)
+    assert metrics.CLICKHOUSE_UP._value.get() == 0
+    assert writer.buffered_rows == 1
+    flaky.failures = 0
+    await writer.flush()
+    assert writer.buffered_rows == 0
+    assert final_rows(engine, "SELECT message_id FROM messages") == [("wamid.kept",)]
+
+
+def test_should_flush_by_size_and_age(engine: Engine) -> None:
+    writer = BatchWriter(engine, batch_rows=3, batch_age_s=0.05, retry_max_s=1)
+    assert not writer.should_flush()
+    writer.add("messages", [message("a"), message("b")])
+    assert not writer.should_flush()
+    writer.add("messages", [message("c")])
+    assert writer.should_flush()
+    small = BatchWriter(engine, batch_rows=1000, batch_age_s=0.05, retry_max_s=1)
+    small.add("messages", [message("a")])
+    time.sleep(0.06)
+    assert small.should_flush()
+    with pytest.raises(ValueError):
+        small.add("nope", [message("a")])
+
+
+OWNER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from coex.settings import Settings
+    from sinks.engine import open_engine
+    from sinks.engine_server import serve_engine
+    from sinks.migrate import apply_migrations
+
+    async def main() -> None:
+        settings = Settings()
+        engine = open_engine(settings)
+        apply_migrations(engine, settings.clickhouse_database)
+        engine.command(
+            "INSERT INTO messages (phone_number_id, message_id, sent_at, version) "
+            "VALUES ('1065', 'wamid.owned', 1739230955, 256)"
+        )
+        async with serve_engine(engine, settings):
+            print("ready", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        engine.close()
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.fixture
+def owned_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A separate process that owns an embedded engine and serves it, like a running worker."""
+    env = dict(os.environ)
+    env.update(
+        COEX_CLICKHOUSE_URL=f"chdb://{tmp_path / 'owned'}",
+        COEX_CLICKHOUSE_DATABASE="owned",
+        COEX_SQL_PORT="0",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", OWNER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline().strip() == b"ready"
+        yield env
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    assert proc.returncode == 0
+    assert not (tmp_path / "owned" / ".coex-owner.json").exists()
+
+
+def coex_sql(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "coex"), "sql", *args], env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_coex_sql_reads_through_the_owner_and_refuses_writes(owned_engine: dict[str, str]) -> None:
+    done = coex_sql(owned_engine, "SELECT message_id FROM messages FINAL", "--format", "JSONEachRow")
+    assert (done.returncode, done.stdout) == (0, '{"message_id":"wamid.owned"}\n'), done.stderr
+    with_final = coex_sql(owned_engine, "SELECT count() FROM messages SETTINGS final = 1", "--format", "CSV")
+    assert (with_final.returncode, with_final.stdout) == (0, "1\n"), with_final.stderr
+    for statement in (
+        "INSERT INTO messages (message_id) VALUES ('x')",
+        "DROP TABLE messages",
+        "ALTER TABLE messages DELETE WHERE 1",
+        "SELECT 1; DROP TABLE messages",
+    ):
+        refused = coex_sql(owned_engine, statement)
+        assert refused.returncode == 2, statement
+        assert refused.stderr.startswith("coex sql: refused:") and refused.stderr.count("\n") == 1
+    failed = coex_sql(owned_engine, "SELECT * FROM no_such_table")
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+
+
+async def test_a_second_process_writes_through_the_owner(owned_engine: dict[str, str]) -> None:
+    settings = Settings(
+        clickhouse_url=owned_engine["COEX_CLICKHOUSE_URL"], clickhouse_database=owned_engine["COEX_CLICKHOUSE_DATABASE"]
+    )
+    engine = open_engine(settings)
+    try:
+        assert isinstance(engine, RemoteEngine)
+        assert apply_migrations(engine, settings.clickhouse_database) == []
+        writer = writer_on(engine)
+        writer.add("messages", [message("wamid.peer", status="sent")])
+        writer.add_statuses(
+            [status("wamid.peer", "delivered"), status("wamid.owned", "read")._replace(phone_number_id="1065")]
+        )
+        await writer.flush()
+        rows = final_rows(engine, "SELECT message_id, status FROM messages ORDER BY message_id")
+        assert rows == [("wamid.owned", "read"), ("wamid.peer", "delivered")]
+        with pytest.raises(StatementRefused):
+            engine.command("DROP TABLE messages")
+        with pytest.raises(StatementRefused):
+            engine.query_rows("INSERT INTO messages (message_id) VALUES ('x')")
+    finally:
+        engine.close()
