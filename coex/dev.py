@@ -96,10 +96,19 @@ def prepare(env: dict[str, str]) -> None:
 
 
 def status_lines(settings: Settings) -> list[str]:
+    """One line per business, read through the worker that owns the embedded engine; never by
+    opening the engine here, which would keep the worker from owning it."""
     from coex.status import fetch_status, format_line
-    from sinks.engine import open_engine
+    from sinks.client import parse_url
+    from sinks.engine import Engine, open_engine
+    from sinks.remote import connect_owner
 
-    engine = open_engine(settings)
+    target = parse_url(settings.clickhouse_url)
+    engine: Engine | None = (
+        connect_owner(target.path, settings.clickhouse_database) if target.embedded else open_engine(settings)
+    )
+    if engine is None:
+        return []
     try:
         rows = fetch_status(engine.query_rows, settings.clickhouse_database)
     finally:

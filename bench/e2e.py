@@ -1,0 +1,232 @@
+"""End to end: ingest, local broker, one worker, embedded ClickHouse, all on this machine.
+
+    .venv/bin/python bench/e2e.py --messages 1000000 [--write]
+
+One business's history of N messages (chunks of 2,000-5,000, shuffled, media follow-ups,
+contacts, echoes, 10% redeliveries) from `coex simulate`'s generator, built and signed before
+the clock starts. Measured in one run:
+
+1. baseline: the same bodies split, normalized and written by the BatchWriter straight into a
+   fresh embedded engine, in one process, without Kafka or Faust;
+2. pipeline: `coex ingest` + `coex worker` as processes on the local broker (started if none
+   answers), the bodies POSTed at 16 concurrent connections; from the first POST until every
+   message is visible under FINAL. Reports ingest POSTs/s, end-to-end messages/s and the
+   worker's peak resident memory (VmHWM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from coex.settings import Settings  # noqa: E402
+from coex.simulator.poster import PostOptions, post_all  # noqa: E402
+from coex.simulator.scenario import Delivery, Simulation  # noqa: E402
+
+SECRET = "bench-secret"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def build(messages: int) -> tuple[list[Delivery], int]:
+    sim = Simulation(1, messages, seed=42)
+    deliveries = list(sim.deliveries())
+    return deliveries, sim.expected.businesses[sim.businesses[0].phone_number_id].message_count
+
+
+def _baseline(bodies: list[bytes], path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from schemas.normalize import normalize_change
+    from schemas.routing import decode_record, split_delivery
+    from sinks.engine import open_engine
+    from sinks.migrate import apply_migrations
+    from sinks.writer import BatchWriter
+
+    settings = Settings(clickhouse_url=f"chdb://{path}", clickhouse_database="bench")
+    engine = open_engine(settings)
+    apply_migrations(engine, "bench")
+    writer = BatchWriter(engine, batch_rows=50_000, batch_age_s=3600, retry_max_s=5)
+
+    async def go() -> None:
+        for body in bodies:
+            for record in split_delivery(body, "d", time.time()):
+                norm = normalize_change(decode_record(record.value))
+                for chunk in norm.history_chunks:
+                    writer.add("messages", chunk.messages)
+                for rows, table in ((norm.messages, "messages"), (norm.media_followups, "messages"),
+                                    (norm.contacts, "contacts")):  # fmt: skip
+                    if rows:
+                        writer.add(table, rows)
+                if writer.should_flush():
+                    await writer.flush()
+        await writer.flush()
+
+    start = time.perf_counter()
+    asyncio.run(go())
+    n = engine.query_rows("SELECT count() FROM bench.messages FINAL")[0][0]
+    out.put((time.perf_counter() - start, int(n)))
+    engine.close()
+
+
+def baseline(bodies: list[bytes]) -> tuple[float, int]:
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = ctx.Queue()  # type: ignore[type-arg]
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = ctx.Process(target=_baseline, args=(bodies, tmp + "/ch", queue))
+        proc.start()
+        seconds, rows = queue.get()
+        proc.join()
+    return seconds, rows
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path) -> dict[str, float]:
+    from coex.dev import kafka_answers
+
+    run = uuid.uuid4().hex[:8]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
+    env.update(
+        COEX_KAFKA_BOOTSTRAP="127.0.0.1:9092",
+        COEX_CLICKHOUSE_URL=f"chdb://{tmp / 'ch'}",
+        COEX_DATA_DIR=str(tmp / ".coex"),
+        COEX_TOPIC_PREFIX=f"bench{run}.",
+        COEX_WORKER_GROUP=f"bench-{run}",
+        COEX_APP_SECRET=SECRET,
+        COEX_INGEST_PORT=str(free_port()),
+        COEX_SQL_PORT=str(free_port()),
+        COEX_WORKER_WEB_PORT=str(free_port()),
+    )
+    if not kafka_answers(env["COEX_KAFKA_BOOTSTRAP"]):
+        subprocess.run(["bash", str(ROOT / "deploy" / "kafka-local.sh"), "start"], check=True)
+    coex = [sys.executable, "-m", "coex.cli", "--log-level", "WARNING"]
+    subprocess.run([*coex, "migrate"], env=env, check=True, cwd=tmp)
+    logs = open(tmp / "procs.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen([*coex, "worker"], env=env, cwd=tmp, stdout=logs, stderr=logs)
+    ingest = subprocess.Popen([*coex, "ingest"], env=env, cwd=tmp, stdout=logs, stderr=logs)
+    settings = Settings(
+        clickhouse_url=env["COEX_CLICKHOUSE_URL"], clickhouse_database="coex", sql_port=int(env["COEX_SQL_PORT"])
+    )
+    try:
+        url = f"http://127.0.0.1:{env['COEX_INGEST_PORT']}/webhook"
+        import httpx
+
+        for _ in range(300):
+            try:
+                if httpx.get(url.replace("/webhook", "/readyz"), timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        options = PostOptions(url=url, secret=SECRET.encode(), concurrency=16)
+        start = time.perf_counter()
+        stats = asyncio.run(post_all(iter(deliveries), options, lambda _s: None))
+        posted = time.perf_counter() - start
+        from sinks.engine import open_engine
+
+        engine = None
+        while True:
+            try:
+                engine = engine or open_engine(settings, create_database=False)
+                n = int(engine.query_rows("SELECT count() FROM messages FINAL")[0][0])
+            except Exception:
+                n = -1
+            if n >= expected_messages:
+                break
+            if time.perf_counter() - start > 3600:
+                raise SystemExit(f"timed out: {n} of {expected_messages} rows visible")
+            time.sleep(0.5)
+        total = time.perf_counter() - start
+        peak = peak_rss_mb(worker.pid)
+    finally:
+        for proc in (ingest, worker):
+            proc.send_signal(signal.SIGTERM)
+        for proc in (ingest, worker):
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return {
+        "posts": stats.webhooks,
+        "failed": stats.failed,
+        "post_seconds": posted,
+        "posts_per_s": stats.webhooks / posted,
+        "e2e_seconds": total,
+        "e2e_msgs_per_s": expected_messages / total,
+        "worker_peak_mb": peak,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--write", action="store_true", help="record the figures in bench/RESULTS.md")
+    args = parser.parse_args()
+
+    t0 = time.perf_counter()
+    deliveries, expected = build(args.messages)
+    mb = sum(len(d.body) for d in deliveries) / 1e6
+    sys.stderr.write(f"built {len(deliveries)} webhooks, {expected} messages, {mb:.0f} MB "
+                     f"in {time.perf_counter() - t0:.1f} s\n")  # fmt: skip
+
+    base_s, base_rows = baseline([d.body for d in deliveries])
+    sys.stderr.write(f"baseline: {base_rows} rows in {base_s:.1f} s = {base_rows / base_s:,.0f} msgs/s\n")
+    with tempfile.TemporaryDirectory() as tmp:
+        res = pipeline(deliveries, expected, Path(tmp))
+    lines = [
+        f"`.venv/bin/python bench/e2e.py --messages {args.messages}` ({time.strftime('%Y-%m-%d')}, "
+        f"{os.cpu_count()} cores, Python {platform.python_version()}). One business, {expected:,} messages "
+        f"in {len(deliveries):,} webhooks ({mb:.0f} MB, 10% redeliveries).",
+        "",
+        "| what | figure |",
+        "| --- | ---: |",
+        f"| ingest: POSTs accepted/s (16 connections, while the worker runs) | {res['posts_per_s']:,.0f} |",
+        f"| end to end: first POST to every row visible under FINAL | {res['e2e_seconds']:.1f} s |",
+        f"| end to end: messages/s | {res['e2e_msgs_per_s']:,.0f} |",
+        f"| worker peak resident memory | {res['worker_peak_mb']:,.0f} MB |",
+        f"| baseline, same run: normalize + BatchWriter into chdb, one process, no Kafka | "
+        f"{base_rows / base_s:,.0f} msgs/s |",
+        f"| pipeline / baseline | {res['e2e_msgs_per_s'] / (base_rows / base_s):.2f} |",
+    ]
+    report = "\n".join(lines)
+    sys.stdout.write(report + "\n")
+    if res["failed"]:
+        sys.stderr.write(f"{res['failed']:.0f} webhooks failed\n")
+    if args.write:
+        write_section(ROOT / "bench" / "RESULTS.md", "## End to end (issues 6 and 7)", report)
+    return 0
+
+
+def write_section(path: Path, heading: str, body: str) -> None:
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    start = text.find(heading)
+    if start >= 0:
+        end = text.find("\n## ", start + len(heading))
+        text = text[:start] + text[end + 1 :] if end >= 0 else text[:start]
+    path.write_text(text.rstrip("\n") + f"\n\n{heading}\n\n{body}\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
