@@ -47,13 +47,18 @@ class _Batch:
     done: set[str] = field(default_factory=set)
 
     def key_columns(self) -> list[list[str]]:
-        """`sink_keys` columns for the messages and statuses of this batch (their best status is
-        (re)applied)."""
+        """`sink_keys` columns for the live messages and the statuses of this batch (their best
+        status is (re)applied)."""
         pnids: list[str] = []
         mids: list[str] = []
         for table in ("messages", STATUS_TABLE):
             if table in self.tables:
                 names, rows = self.tables[table]
+                if table == "messages":
+                    # Status webhooks follow messages sent after onboarding (echoes, Cloud API), never
+                    # history: skipping history rows keeps a 180-day import off this join.
+                    source = names.index("source")
+                    rows = [row for row in rows if row[source] != "history"]
                 pnids.extend(map(itemgetter(names.index("phone_number_id")), rows))
                 mids.extend(map(itemgetter(names.index("message_id")), rows))
         return [[self.token] * len(pnids), pnids, mids]

@@ -239,10 +239,10 @@ async def test_a_status_before_its_message_is_applied_when_the_message_lands(eng
     writer.add_statuses([status("wamid.early", "read")])
     await writer.flush()
     assert final_rows(engine, "SELECT count() FROM messages") == [(0,)]
-    writer.add("messages", [message("wamid.early", complete=False, status="sent")])
+    writer.add("messages", [message("wamid.early", complete=False, status="sent", source="echo")])
     await writer.flush()
     assert final_rows(engine, "SELECT status, type FROM messages") == [("read", "media_placeholder")]
-    writer.add("messages", [message("wamid.early", complete=True, status="")])
+    writer.add("messages", [message("wamid.early", complete=True, status="", source="echo")])
     await writer.flush()
     assert final_rows(engine, "SELECT status, type, version FROM messages") == [
         ("read", "image", message_version(True, "read"))
