@@ -31,7 +31,7 @@ from sinks.tables import WRITABLE_TABLES, columns
 log = logging.getLogger(__name__)
 
 # The only settings a peer may attach to an insert or a write command.
-PEER_WRITE_SETTINGS = frozenset({"insert_deduplication_token", "max_query_size"})
+PEER_WRITE_SETTINGS = frozenset({"insert_deduplication_token", "max_query_size", "optimize_on_insert"})
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

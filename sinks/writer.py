@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 STATUS_TABLE = "message_statuses"
 FIRST_RETRY_S = 0.2
+# ReplacingMergeTree collapses each inserted block by key unless told not to: a fifth of the insert
+# time, for rows that FINAL and background merges collapse anyway.
+INSERT_SETTINGS = {"optimize_on_insert": 0}
 
 
 @dataclass
@@ -190,4 +193,4 @@ class BatchWriter:
 
     def _insert(self, table: str, names: Sequence[str], payload: bytes) -> None:
         token = dedup_token(table, payload)
-        self.engine.insert_raw(table, names, payload, FORMAT, {"insert_deduplication_token": token})
+        self.engine.insert_raw(table, names, payload, FORMAT, {**INSERT_SETTINGS, "insert_deduplication_token": token})
