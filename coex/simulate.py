@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not secret and not settings.insecure_skip_signature:
         sys.stderr.write("coex simulate: no app secret: pass --secret or set COEX_APP_SECRET\n")
         return 2
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per POST otherwise
     detail = args.expect_out is not None and args.businesses * args.messages <= DETAIL_LIMIT
     sim = Simulation(args.businesses, args.messages, args.seed, detail=detail)
     options = PostOptions(
