@@ -24,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+import weakref
+from collections.abc import Awaitable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import faust
+from faust.streams import _current_event
 from faust.types import EventT, StreamT, TableT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -60,25 +62,58 @@ class Writer(Protocol):
 
 
 class TableStore:
-    """The processor's StateStore over faust tables (values are bytes, keys are strings)."""
+    """The processor's StateStore over faust tables (values are bytes, keys are strings).
+
+    Writes of the records not yet committed wait in an overlay that reads see first; `commit()`
+    applies them to the tables (their changelogs) once what those records published to Kafka is
+    confirmed. So no record waits for a Kafka round trip of its own, and state never gets ahead of
+    what was published: after a crash the replay finds the old state and publishes again.
+    """
 
     def __init__(self, tables: dict[str, TableT[str, bytes]]) -> None:
         self.tables = tables
+        self._overlay: dict[tuple[str, str], bytes | None] = {}
+        self._deferred: list[tuple[EventT[bytes], Sequence[Write]]] = []
 
     def get(self, table: str, key: str) -> bytes | None:
+        if (table, key) in self._overlay:
+            return self._overlay[(table, key)]
         value: bytes | None = self.tables[table].get(key)
         return value
 
     def items(self, table: str) -> list[tuple[str, bytes]]:
-        return list(self.tables[table].items())
+        merged = dict(self.tables[table].items())
+        for (name, key), value in self._overlay.items():
+            if name != table:
+                continue
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        return list(merged.items())
 
-    def apply(self, writes: Sequence[Write]) -> None:
+    def defer(self, event: EventT[bytes], writes: Sequence[Write]) -> None:
+        if not writes:
+            return
         for w in writes:
-            table = self.tables[w.table]
-            if w.value is not None:
-                table[w.key] = w.value
-            elif w.key in table:
-                del table[w.key]
+            self._overlay[(w.table, w.key)] = w.value
+        self._deferred.append((event, writes))
+
+    def commit(self) -> None:
+        for event, writes in self._deferred:
+            # faust puts a key's changelog on the partition of the event being processed.
+            token = _current_event.set(weakref.ref(event))
+            try:
+                for w in writes:
+                    table = self.tables[w.table]
+                    if w.value is not None:
+                        table[w.key] = w.value
+                    elif w.key in table:
+                        del table[w.key]
+            finally:
+                _current_event.reset(token)
+        self._deferred.clear()
+        self._overlay.clear()
 
 
 class StreamWorker:
@@ -112,7 +147,7 @@ class StreamWorker:
             web_bind="0.0.0.0",
         )
         self.ticks = self.app.topic(settings.topic(TICKS), value_serializer="raw")
-        source = self.app.topic(
+        self.source = source = self.app.topic(
             *[settings.topic(name) for name in (*INGEST_TOPICS, TICKS)],
             key_serializer="raw",
             value_serializer="raw",
@@ -136,6 +171,7 @@ class StreamWorker:
         )
         self._lock = asyncio.Lock()
         self._uncommitted: list[EventT[bytes]] = []
+        self._publishing: list[Awaitable[Any]] = []
         self._oldest_uncommitted = 0.0
         self._stream: StreamT[bytes] | None = None
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
@@ -171,8 +207,52 @@ class StreamWorker:
         consumer.ack = guarded_ack
         consumer._coex_guarded = True
 
+    def _seek_before_fetching(self) -> None:
+        """Close two gaps through which a rebalance reads past records that are never processed.
+
+        1. When recovery ends, faust resumes the stream partitions, seeks them to their committed
+           offsets, and only then clears the agents' queues: records fetched meanwhile are dropped
+           with the fetch position already past them (the next commit may even pass them, faust
+           allowing a gap of one). So our partitions stay paused from the seek until the rebalance
+           ended, and are fetched from the committed offsets only.
+        2. aiokafka's seek_to_committed leaves a partition without a committed offset where it was,
+           past what faust skipped when the rebalance began. It starts again from the beginning,
+           as `consumer_auto_offset_reset="earliest"` started it (replays are idempotent).
+        """
+        app: Any = self.app
+        consumer: Any = app.consumer
+        if getattr(consumer, "_coex_seek_guarded", False):
+            return
+        ours = set(self.source.topics)
+        held: set[Any] = set()
+        perform_seek = consumer.perform_seek
+        rebalance_end = app.on_rebalance_end
+
+        async def paused_perform_seek() -> None:
+            tps = {tp for tp in consumer.assignment() if tp.topic in ours}
+            if app.rebalancing and tps:
+                consumer.pause_partitions(tps)
+                held.update(tps)
+            await perform_seek()
+            never = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
+            if never:
+                starts = await consumer.earliest_offsets(*never)
+                await consumer.seek_wait({tp: starts[tp] for tp in never})
+                consumer._committed_offset.update({tp: starts[tp] for tp in never})
+
+        def resume_after_rebalance() -> None:  # after faust cleared the queues
+            assigned = consumer.assignment()
+            consumer.resume_partitions({tp for tp in held if tp in assigned})
+            held.clear()
+            rebalance_end()
+
+        consumer.perform_seek = paused_perform_seek
+        app.on_rebalance_end = resume_after_rebalance
+        consumer._coex_seek_guarded = True
+
     async def _consume(self, stream: StreamT[bytes]) -> None:
         self._refuse_stale_acks()
+        self._seek_before_fetching()
         noack: Any = stream.noack()  # type: ignore[attr-defined]  # missing from faust's StreamT
         self._stream = noack
         async for event in noack.events():
@@ -192,7 +272,7 @@ class StreamWorker:
             out = self.processor.process(Record(msg.topic, msg.partition, msg.offset, key, value), now)
             metrics.RECORDS.labels(msg.topic).inc()
         await self._publish(out)
-        self.store.apply(out.writes)
+        self.store.defer(event, out.writes)
         self._hand_to_writer(out, msg.topic)
         if not self._uncommitted:
             self._oldest_uncommitted = time.monotonic()
@@ -200,14 +280,10 @@ class StreamWorker:
         metrics.PENDING_RECORDS.set(len(self._uncommitted))
 
     async def _publish(self, out: Output) -> None:
-        # Published and confirmed before the state changes are written: after a crash in between,
-        # the replay finds the old state and publishes again (at least once), never not at all.
-        pending = []
+        # Sent now, confirmed at commit time, before the state changes are applied (see TableStore).
         for record in out.published:
-            pending.append(await self.normalized.send(key=record.key, value=record.value, force=True))
+            self._publishing.append(await self.normalized.send(key=record.key, value=record.value, force=True))
             metrics.RELEASED.labels(_kind(record.value)).inc()
-        if pending:
-            await asyncio.gather(*pending)
 
     def _hand_to_writer(self, out: Output, topic: str) -> None:
         for table, rows in out.rows.items():
@@ -232,6 +308,10 @@ class StreamWorker:
     async def _commit(self) -> None:
         """Write everything buffered to ClickHouse, then ack the records it came from."""
         started = time.monotonic()
+        if self._publishing:
+            await asyncio.gather(*self._publishing)
+            self._publishing.clear()
+        self.store.commit()
         await self.writer.flush()
         metrics.COMMIT_SECONDS.observe(time.monotonic() - started)
         stream = self._stream
