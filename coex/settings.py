@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     worker_web_port: int = 6066
     history_flush_timeout_s: float = 600.0
     media_pending_ttl_s: float = 3 * 24 * 3600.0
+    # Follow-ups come only for media of the 14 days before onboarding; 2 days of slack for late syncs.
+    media_followup_window_s: float = 16 * 24 * 3600.0
     # Stream worker: faust app id = Kafka consumer group (and prefix of its changelog topics).
     worker_group: str = "coex"
     worker_batch_records: int = Field(default=1000, ge=1)  # records per commit at most

@@ -168,6 +168,7 @@ class StreamWorker:
             self.store,
             history_flush_timeout_s=settings.history_flush_timeout_s,
             media_pending_ttl_s=settings.media_pending_ttl_s,
+            media_followup_window_s=settings.media_followup_window_s,
         )
         self._lock = asyncio.Lock()
         self._uncommitted: list[EventT[bytes]] = []

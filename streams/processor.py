@@ -147,10 +147,18 @@ def release_record(
 
 
 class Processor:
-    def __init__(self, store: StateStore, *, history_flush_timeout_s: float, media_pending_ttl_s: float) -> None:
+    def __init__(
+        self,
+        store: StateStore,
+        *,
+        history_flush_timeout_s: float,
+        media_pending_ttl_s: float,
+        media_followup_window_s: float = 16 * 24 * 3600.0,
+    ) -> None:
         self.store = store
         self.history_flush_timeout_s = history_flush_timeout_s
         self.media_pending_ttl_s = media_pending_ttl_s
+        self.media_followup_window_s = media_followup_window_s
 
     def process(self, record: Record, now: float) -> Output:
         """Everything one record implies; a dead letter (and nothing else) if it cannot be processed."""
@@ -231,9 +239,16 @@ class Processor:
         pnid = n.phone_number_id
         plain = [row for row in chunk.messages if not media_join.is_placeholder(row)]
         out.add("messages", plain)
+        oldest_followup = at - self.media_followup_window_s
         for row in chunk.messages:
-            if media_join.is_placeholder(row):
-                self._media(tx, out, row, partition, now, followup=False)
+            if not media_join.is_placeholder(row):
+                continue
+            if row.sent_at < oldest_followup and tx.get(MEDIA, f"{row.phone_number_id}|{row.message_id}") is None:
+                # The platform sends follow-ups only for media of the last 14 days: keeping join state
+                # for older ones would cost a changelog write each and never be used.
+                out.add("messages", [row])
+                continue
+            self._media(tx, out, row, partition, now, followup=False)
         first_id = chunk.messages[0].message_id if chunk.messages else ""
         self._sync(
             tx,

@@ -295,3 +295,20 @@ def test_held_chunks_are_stored_compactly(codec_tag: bytes) -> None:
     assert codec.unpack(b"0" + body) == body
     if codec_tag == b"l":
         assert len(packed) < len(body) // 10
+
+
+def test_placeholders_older_than_the_followup_window_keep_no_join_state() -> None:
+    store = DictStore()
+    # The records arrive ~3 days after these messages: with a 1-hour window no follow-up can come.
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9, media_followup_window_s=3600.0)
+    ((topic, key, value),) = records([_chunk_body(1, 1, 10)])
+    out = processor.process(Record(topic, 0, 0, key, value), now=5.0)
+    store.apply(out.writes)
+    assert store.tables.get("media_pending", {}) == {}
+    placeholder = [r for r in out.rows["messages"] if r.message_id == _mid(1, 1, 1)]
+    assert [r.type for r in placeholder] == ["media_placeholder"]
+    # A window that covers them keeps the state the follow-up joins on.
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    store.apply(processor.process(Record(topic, 0, 0, key, value), now=5.0).writes)
+    assert list(store.tables["media_pending"]) == [f"{PNID}|{_mid(1, 1, 1)}"]
