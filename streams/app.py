@@ -38,7 +38,17 @@ from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
 from streams import metrics
-from streams.processor import HELD, TABLES, Output, Processor, Record, Write
+from streams.processor import (
+    HELD,
+    TABLES,
+    UNORDERED_KINDS,
+    Output,
+    Processor,
+    Published,
+    Record,
+    Write,
+    merge_unordered,
+)
 from streams.topics import TICKS
 
 log = logging.getLogger(__name__)
@@ -173,6 +183,8 @@ class StreamWorker:
         self._lock = asyncio.Lock()
         self._uncommitted: list[EventT[bytes]] = []
         self._publishing: list[Awaitable[Any]] = []
+        self._unordered: list[Published] = []
+        self._writing: asyncio.Future[None] | None = None
         self._oldest_uncommitted = 0.0
         self._stream: StreamT[bytes] | None = None
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
@@ -282,9 +294,16 @@ class StreamWorker:
 
     async def _publish(self, out: Output) -> None:
         # Sent now, confirmed at commit time, before the state changes are applied (see TableStore).
+        # Joined media and live messages are merged per business and sent at commit.
         for record in out.published:
-            self._publishing.append(await self.normalized.send(key=record.key, value=record.value, force=True))
-            metrics.RELEASED.labels(_kind(record.value)).inc()
+            if record.kind in UNORDERED_KINDS:
+                self._unordered.append(record)
+            else:
+                await self._send(record)
+
+    async def _send(self, record: Published) -> None:
+        self._publishing.append(await self.normalized.send(key=record.key, value=record.value, force=True))
+        metrics.RELEASED.labels(record.kind).inc()
 
     def _hand_to_writer(self, out: Output, topic: str) -> None:
         for table, rows in out.rows.items():
@@ -307,20 +326,35 @@ class StreamWorker:
             metrics.OFFBOARDED.inc(len(offboarded))
 
     async def _commit(self) -> None:
-        """Write everything buffered to ClickHouse, then ack the records it came from."""
-        started = time.monotonic()
+        """Hand everything buffered to ClickHouse and ack its records once written.
+
+        The write runs while the agent goes on with the next records (the engine does its work
+        outside the GIL); one write at a time, so acks stay in order and memory bounded."""
+        await self._wait_for_write()
+        for record in merge_unordered(self._unordered):
+            await self._send(record)
+        self._unordered.clear()
         if self._publishing:
             await asyncio.gather(*self._publishing)
             self._publishing.clear()
         self.store.commit()
+        events, self._uncommitted = self._uncommitted, []
+        metrics.PENDING_RECORDS.set(0)
+        self._writing = asyncio.ensure_future(self._write_and_ack(events))
+
+    async def _wait_for_write(self) -> None:
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            await writing
+
+    async def _write_and_ack(self, events: list[EventT[bytes]]) -> None:
+        started = time.monotonic()
         await self.writer.flush()
         metrics.COMMIT_SECONDS.observe(time.monotonic() - started)
         stream = self._stream
         if stream is not None:
-            for event in self._uncommitted:
+            for event in events:
                 await stream.ack(event)
-        self._uncommitted.clear()
-        metrics.PENDING_RECORDS.set(0)
 
     # ---- timers and pages ------------------------------------------------------------------------
 
@@ -347,12 +381,6 @@ class StreamWorker:
             committed = consumer._committed_offset.get(tp)  # faust keeps no public accessor
             if high is not None and committed is not None:
                 metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(high - committed, 0))
-
-
-def _kind(value: bytes) -> str:
-    # Every published record starts with {"phone_number_id":...,"kind":"<kind>", ...
-    start = value.find(b'"kind":"') + 8
-    return value[start : value.find(b'"', start)].decode() if start > 7 else "?"
 
 
 def build_app(settings: Settings, writer: Writer | None = None) -> faust.App:

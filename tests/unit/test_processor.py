@@ -312,3 +312,16 @@ def test_placeholders_older_than_the_followup_window_keep_no_join_state() -> Non
     processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
     store.apply(processor.process(Record(topic, 0, 0, key, value), now=5.0).writes)
     assert list(store.tables["media_pending"]) == [f"{PNID}|{_mid(1, 1, 1)}"]
+
+
+def test_unordered_releases_merge_into_one_record_per_business_and_kind() -> None:
+    from streams.processor import merge_unordered, release_record
+
+    a = release_record(PNID, "media", None, None, False, b'[{"message_id":"a"}]')
+    b = release_record(PNID, "media", None, None, False, b'[{"message_id":"b"}]')
+    live = release_record(PNID, "live", None, None, False, b'[{"message_id":"c"},{"message_id":"d"}]')
+    other = release_record(DECLINED_PNID, "media", None, None, False, b'[{"message_id":"e"}]')
+    merged = {(p.key, p.kind): orjson.loads(p.value) for p in merge_unordered([a, live, b, other])}
+    assert [m["message_id"] for m in merged[(PNID.encode(), "media")]["messages"]] == ["a", "b"]
+    assert [m["message_id"] for m in merged[(PNID.encode(), "live")]["messages"]] == ["c", "d"]
+    assert [m["message_id"] for m in merged[(DECLINED_PNID.encode(), "media")]["messages"]] == ["e"]
