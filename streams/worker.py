@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import socket
 from typing import Any
 
 import faust
@@ -43,6 +44,8 @@ class _Worker(faust.Worker):
         # mode leaves the root logger at DEBUG whatever loglevel says; faust then builds a record for
         # every changelog send (a third of the worker's CPU in a history import).
         logging.getLogger().setLevel(self.coex_level)
+        # "producer buffer full" is faust's normal backpressure during an import, not a problem.
+        logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -57,9 +60,26 @@ class _Worker(faust.Worker):
         await super().on_shutdown()
 
 
+def web_port(wanted: int) -> int:
+    """The metrics port: `wanted` if free, else any free one (N workers may share a machine)."""
+    if wanted <= 0:
+        return wanted
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("0.0.0.0", wanted))
+            return wanted
+        except OSError:
+            probe.bind(("0.0.0.0", 0))
+            port = int(probe.getsockname()[1])
+    log.warning("port %d is taken (another worker?); serving /metrics on port %d", wanted, port)
+    return port
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     if getattr(args, "worker_id", None):
         settings = settings.model_copy(update={"worker_id": args.worker_id})
+    settings = settings.model_copy(update={"worker_web_port": web_port(settings.worker_web_port)})
     engine = open_engine(settings)
     applied = apply_migrations(engine, settings.clickhouse_database)
     if applied:
