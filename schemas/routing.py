@@ -6,7 +6,9 @@ Each change becomes one Kafka record whose value is a small JSON wrapper,
     {"delivery_id": str, "waba_id": str, "entry_time": int | null, "received_at": float,
      "change_index": int, "change": {"field": ..., "value": ...}}
 
-so the stream workers get the envelope facts with the change. `decode_record` reads it back.
+so the stream workers get the envelope facts with the change. A delivery of one change (nearly
+all of them) carries the body itself instead of `change`, byte for byte as the platform signed
+it: `..., "body": <the delivery>}`. `decode_record` reads both forms back.
 """
 
 from __future__ import annotations
@@ -112,6 +114,12 @@ def split_delivery(body: bytes, delivery_id: str, received_at: float) -> list[Ch
             }
             records.append(ChangeRecord(field, key.encode(), orjson.dumps(wrapper)))
             index += 1
+    if len(records) == 1:
+        # Keep the original bytes (and skip re-encoding a history chunk of several MB).
+        only = records[0]
+        head = orjson.loads(only.value)
+        del head["change"]
+        records[0] = ChangeRecord(only.field, only.key, orjson.dumps(head)[:-1] + b',"body":' + body + b"}")
     return records
 
 
@@ -123,7 +131,7 @@ def decode_record(value: bytes) -> WrappedChange:
         raise EnvelopeError("$", f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise EnvelopeError("$", "expected an object")
-    change = doc.get("change")
+    change = doc.get("change") if "body" not in doc else _change_in_body(doc["body"], doc.get("change_index", 0))
     if not isinstance(change, dict) or not isinstance(change.get("field"), str):
         raise EnvelopeError("$.change", "expected {field, value}")
     value_obj = change.get("value")
@@ -144,6 +152,20 @@ def decode_record(value: bytes) -> WrappedChange:
         field=change["field"],
         value=value_obj,
     )
+
+
+def _change_in_body(body: Any, index: Any) -> Any:
+    """The `index`-th of all `entry[].changes[]` of a delivery, or None."""
+    if not isinstance(body, dict) or not isinstance(index, int) or isinstance(index, bool):
+        return None
+    for entry in body.get("entry") or ():
+        changes = entry.get("changes") if isinstance(entry, dict) else None
+        if not isinstance(changes, list):
+            continue
+        if index < len(changes):
+            return changes[index]
+        index -= len(changes)
+    return None
 
 
 def _int_or_none(value: Any) -> int | None:

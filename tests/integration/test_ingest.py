@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import orjson
@@ -37,7 +38,12 @@ async def test_ensure_topics_is_idempotent_and_configures_topics(kafka_bootstrap
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        described = await admin.describe_topics([settings.topic("history")])
+        # A topic just created may be described before its partitions are: ask until they are.
+        for _ in range(50):
+            described = await admin.describe_topics([settings.topic("history")])
+            if described[0]["partitions"]:
+                break
+            await asyncio.sleep(0.2)
         [response] = await admin.describe_configs(
             [ConfigResource(ConfigResourceType.TOPIC, settings.topic("normalized_messages"))]
         )

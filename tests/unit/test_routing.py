@@ -222,3 +222,34 @@ def test_split_delivery_returns_records_or_an_envelope_error(raw: bytes) -> None
 def test_decode_record_returns_a_change_or_an_envelope_error(doc: dict[str, Any]) -> None:
     with contextlib.suppress(EnvelopeError):
         decode_record(orjson.dumps(doc))
+
+
+def test_a_single_change_delivery_keeps_its_bytes_as_signed() -> None:
+    # Escapes the platform uses and orjson would not reproduce: the record must hold them as sent.
+    body = (
+        b'{"object":"whatsapp_business_account","entry":[{"id":"102290129340398","changes":[{"field":'
+        b'"smb_message_echoes","value":{"metadata":{"phone_number_id":"106540352242922"},'
+        b'"message_echoes":[{"text":{"body":"caf\\u00e9 \\/ ok"}}]}}]}]}'
+    )
+    (record,) = split_delivery(body, "d1", 1.5)
+    assert body in record.value
+    change = decode_record(record.value)
+    assert (change.field, change.delivery_id, change.change_index) == ("smb_message_echoes", "d1", 0)
+    assert change.value["message_echoes"][0]["text"]["body"] == "café / ok"
+
+
+def test_several_changes_are_found_again_by_their_index() -> None:
+    body = orjson.dumps(
+        {
+            "entry": [
+                {"id": "1", "changes": [{"field": "a", "value": {"n": 0}}, {"field": "b", "value": {"n": 1}}]},
+                {"id": "2", "changes": [{"field": "c", "value": {"n": 2}}]},
+            ]
+        }
+    )
+    decoded = [decode_record(r.value) for r in split_delivery(body, "d", 0.0)]
+    assert [(c.field, c.value["n"], c.change_index, c.waba_id) for c in decoded] == [
+        ("a", 0, 0, "1"),
+        ("b", 1, 1, "1"),
+        ("c", 2, 2, "2"),
+    ]
