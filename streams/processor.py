@@ -265,13 +265,18 @@ class Processor:
         pnid = n.phone_number_id
         plain = [row for row in chunk.messages if not media_join.is_placeholder(row)]
         out.add("messages", plain)
-        oldest_followup = at - self.media_followup_window_s
+        newest = max((row.sent_at for row in chunk.messages), default=0)
+        raw_sync = tx.get(SYNC, pnid)
+        if raw_sync:
+            newest = max(newest, sync_state.decode(_split_partition(raw_sync)[1]).newest_message_at)
+        oldest_followup = newest - self.media_followup_window_s
         for row in chunk.messages:
             if not media_join.is_placeholder(row):
                 continue
             if row.sent_at < oldest_followup and tx.get(MEDIA, f"{row.phone_number_id}|{row.message_id}") is None:
-                # The platform sends follow-ups only for media of the last 14 days: keeping join state
-                # for older ones would cost a changelog write each and never be used.
+                # The platform sends follow-ups only for media of the 14 days before onboarding, the
+                # newest history seen: join state for older ones would cost a changelog write each
+                # and never be used.
                 out.add("messages", [row])
                 continue
             self._media(tx, out, row, partition, now, followup=False)
@@ -282,7 +287,7 @@ class Processor:
             pnid,
             partition,
             lambda s: sync_state.on_chunk(
-                s, n.waba_id, chunk.phase, chunk.chunk_order, chunk.progress, first_id, len(chunk.messages), at
+                s, n.waba_id, chunk.phase, chunk.chunk_order, chunk.progress, first_id, len(chunk.messages), at, newest
             ),
         )
         raw_state = tx.get(REORDER, pnid)

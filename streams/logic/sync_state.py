@@ -40,6 +40,9 @@ class SyncState:
     error_code: int | None = None
     updated_at: int = 0
     version: int = 0
+    # The newest message timestamp of the history seen so far: day 0 is onboarding, so this
+    # approaches it from below and dates which media can still get a follow-up.
+    newest_message_at: int = 0
 
 
 def chunk_identity(phase: int, chunk_order: int, first_message_id: str, message_count: int) -> str:
@@ -56,10 +59,12 @@ def on_chunk(
     first_message_id: str,
     message_count: int,
     now: int,
+    newest_message_at: int = 0,
 ) -> bool:
     """Count one history chunk; return whether the state changed."""
     before = _snapshot(state)
     state.waba_id = waba_id or state.waba_id
+    state.newest_message_at = max(state.newest_message_at, newest_message_at)
     identity = chunk_identity(phase, chunk_order, first_message_id, message_count)
     if identity not in state.chunk_ids:
         state.chunk_ids.add(identity)
@@ -118,13 +123,14 @@ def encode(state: SyncState) -> bytes:
             state.error_code,
             state.updated_at,
             state.version,
+            state.newest_message_at,
         ]
     )
 
 
 def decode(data: bytes) -> SyncState:
-    w, s, p, phases, ids, msgs, code, at, version = orjson.loads(data)
-    return SyncState(w, s, p, list(phases), set(ids), msgs, code, at, version)
+    w, s, p, phases, ids, msgs, code, at, version, *rest = orjson.loads(data)
+    return SyncState(w, s, p, list(phases), set(ids), msgs, code, at, version, rest[0] if rest else 0)
 
 
 def _snapshot(state: SyncState) -> tuple[object, ...]:
@@ -136,6 +142,7 @@ def _snapshot(state: SyncState) -> tuple[object, ...]:
         len(state.chunk_ids),
         state.messages_received,
         state.error_code,
+        state.newest_message_at,
     )
 
 

@@ -299,8 +299,9 @@ def test_held_chunks_are_stored_compactly(codec_tag: bytes) -> None:
 
 def test_placeholders_older_than_the_followup_window_keep_no_join_state() -> None:
     store = DictStore()
-    # The records arrive ~3 days after these messages: with a 1-hour window no follow-up can come.
-    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9, media_followup_window_s=3600.0)
+    # The window counts back from the newest history message seen (day 0): with none, only the
+    # newest message itself could still get a follow-up; the placeholder is a second older.
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9, media_followup_window_s=0.0)
     ((topic, key, value),) = records([_chunk_body(1, 1, 10)])
     out = processor.process(Record(topic, 0, 0, key, value), now=5.0)
     store.apply(out.writes)
