@@ -99,7 +99,7 @@ CREATE TABLE IF NOT EXISTS {{db}}.dead_letters (
     error String,
     raw String CODEC(ZSTD(3)),
     failed_at DateTime64(3, 'UTC')
-) ENGINE = MergeTree
+) ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMMDD(failed_at)
 ORDER BY (topic, partition, offset)
 TTL toDateTime(failed_at) + INTERVAL 30 DAY

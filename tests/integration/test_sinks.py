@@ -433,3 +433,10 @@ async def test_a_second_process_writes_through_the_owner(owned_engine: dict[str,
             engine.query_rows("INSERT INTO messages (message_id) VALUES ('x')")
     finally:
         engine.close()
+
+
+def test_every_table_reads_with_final(engine: Engine) -> None:
+    # Analysts are told to read FROM t FINAL; a plain MergeTree would refuse it.
+    for table in ("messages", "contacts", "history_sync", "account_events", "dead_letters", "message_statuses",
+                  "webhook_errors"):  # fmt: skip
+        assert engine.query_rows(f"SELECT count() FROM {table} FINAL") == [(0,)]
