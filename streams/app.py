@@ -2,8 +2,9 @@
 
 One agent reads every ingest topic (all keyed by phone_number_id, or the WABA id for
 account_update, and co-partitioned) plus a small `stream_ticks` topic. For each record it calls
-`Processor.process`, publishes what the record released to `normalized_messages` (and waits for
-Kafka), applies the state changes to the tables, and hands the rows to the ClickHouse writer.
+`Processor.process`, sends what the record released to `normalized_messages`, keeps its state
+changes in an overlay (TableStore) and hands the rows to the ClickHouse writer. A commit confirms
+the sends, applies the state changes to the tables, and writes the rows while the agent goes on.
 
 Commit after write: the stream runs with acks off (`noack`), and records are acked only after
 `writer.flush()` returned, which is when ClickHouse confirmed every buffered row; faust commits
