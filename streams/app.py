@@ -111,16 +111,24 @@ class TableStore:
         self._deferred.append((event, writes))
 
     def commit(self) -> None:
+        # Only each key's last write of the batch reaches the table (and its changelog): a media
+        # placeholder and its follow-up in one batch cost no changelog record at all.
+        last: dict[tuple[str, str], tuple[EventT[bytes], bytes | None]] = {}
         for event, writes in self._deferred:
+            for w in writes:
+                last.pop((w.table, w.key), None)
+                last[(w.table, w.key)] = (event, w.value)
+        for (name, key), (event, value) in last.items():
+            table = self.tables[name]
+            if value is None and key not in table:
+                continue
             # faust puts a key's changelog on the partition of the event being processed.
             token = _current_event.set(weakref.ref(event))
             try:
-                for w in writes:
-                    table = self.tables[w.table]
-                    if w.value is not None:
-                        table[w.key] = w.value
-                    elif w.key in table:
-                        del table[w.key]
+                if value is None:
+                    del table[key]
+                else:
+                    table[key] = value
             finally:
                 _current_event.reset(token)
         self._deferred.clear()

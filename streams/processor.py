@@ -345,7 +345,10 @@ class Processor:
             state, result = media_join.on_followup(pending, row, now)
         else:
             state, result = media_join.on_placeholder(pending, row, now)
-        tx.set(MEDIA, key, _with_partition(partition, media_join.encode(state)))
+        # A follow-up joining a stored placeholder changes nothing worth a changelog record: a
+        # redelivery of it finds the placeholder and joins again.
+        if not (followup and pending is not None and pending.placeholder is not None):
+            tx.set(MEDIA, key, _with_partition(partition, media_join.encode(state)))
         out.add("messages", [result])
         if followup or not media_join.is_placeholder(result):
             out.published.append(
