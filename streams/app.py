@@ -155,7 +155,9 @@ class StreamWorker:
             producer_max_request_size=MAX_MESSAGE_BYTES,
             producer_compression_type="lz4",
             producer_acks=-1,
-            broker_max_poll_records=2000,
+            broker_max_poll_records=1000,
+            # Events queued for the agent: history records are MBs each, so the queue bounds memory.
+            stream_buffer_maxsize=1024,
             broker_session_timeout=settings.worker_session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
             stream_wait_empty=False,
