@@ -128,7 +128,30 @@ def decode_rows(payload: bytes) -> list[tuple[Any, ...]]:
     ]
 
 
-class ClientEngine:
+class RowInserts:
+    """`insert` for every engine: rows encoded once, then the engine's own `insert_raw`."""
+
+    def insert_raw(
+        self,
+        table: str,
+        column_names: Sequence[str],
+        payload: bytes,
+        fmt: str,
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        raise NotImplementedError
+
+    def insert(
+        self,
+        table: str,
+        column_names: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        settings: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.insert_raw(table, column_names, encode_rows(column_names, rows), FORMAT, settings)
+
+
+class ClientEngine(RowInserts):
     """This process's own clickhouse-connect clients: writes, reads, and a read-only one for analysts.
 
     Reads have their own handle so a query runs while an insert does (a chdb handle serializes its
@@ -155,15 +178,6 @@ class ClientEngine:
     def embedded_path(self) -> str:
         target = parse_url(self.url)
         return target.path if target.embedded else ""
-
-    def insert(
-        self,
-        table: str,
-        column_names: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.insert_raw(table, column_names, encode_rows(column_names, rows), FORMAT, settings)
 
     def insert_raw(
         self,

@@ -14,8 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from sinks.encode import FORMAT, encode_rows
-from sinks.engine import ROWS_FORMAT, ROWS_SETTINGS, decode_rows
+from sinks.engine import ROWS_FORMAT, ROWS_SETTINGS, RowInserts, decode_rows
 from sinks.owner import Owner, read_owner
 from sinks.statements import StatementRefused
 
@@ -32,7 +31,7 @@ class RemoteError(RuntimeError):
     """The owner ran the request and ClickHouse failed it; the message is ClickHouse's."""
 
 
-class RemoteEngine:
+class RemoteEngine(RowInserts):
     def __init__(self, owner: Owner, database: str, engine_path: str, *, timeout_s: float = 600.0) -> None:
         self.database = database
         self.engine_path = engine_path
@@ -73,15 +72,6 @@ class RemoteEngine:
         except httpx.HTTPError:
             return False
         return response.status_code == 200
-
-    def insert(
-        self,
-        table: str,
-        column_names: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-        settings: Mapping[str, Any] | None = None,
-    ) -> None:
-        self.insert_raw(table, column_names, encode_rows(column_names, rows), FORMAT, settings)
 
     def insert_raw(
         self,
