@@ -25,20 +25,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import weakref
 from collections.abc import Awaitable, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import faust
-from faust.streams import _current_event
+from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT, TableT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coex.settings import Settings
+from ingest.publisher import pick_compression
 from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
 from streams import metrics
+from streams.changelog import ChangelogRecord, send_batches
 from streams.processor import (
     HELD,
     TABLES,
@@ -110,29 +111,32 @@ class TableStore:
             self._overlay[(w.table, w.key)] = w.value
         self._deferred.append((event, writes))
 
-    def commit(self) -> None:
-        # Only each key's last write of the batch reaches the table (and its changelog): a media
-        # placeholder and its follow-up in one batch cost no changelog record at all.
+    def commit(self) -> dict[tuple[str, int], list[ChangelogRecord]]:
+        """Apply the deferred writes to the tables; return their changelog records to send, by
+        changelog topic and partition (a key's changelog is on the partition of the record that
+        wrote it). Only each key's last write of the batch counts: a media placeholder and its
+        follow-up in one batch cost no changelog record at all."""
         last: dict[tuple[str, str], tuple[EventT[bytes], bytes | None]] = {}
         for event, writes in self._deferred:
             for w in writes:
                 last.pop((w.table, w.key), None)
                 last[(w.table, w.key)] = (event, w.value)
+        changelog: dict[tuple[str, int], list[ChangelogRecord]] = {}
         for (name, key), (event, value) in last.items():
-            table = self.tables[name]
-            if value is None and key not in table:
-                continue
-            # faust puts a key's changelog on the partition of the event being processed.
-            token = _current_event.set(weakref.ref(event))
-            try:
-                if value is None:
-                    del table[key]
-                else:
-                    table[key] = value
-            finally:
-                _current_event.reset(token)
+            table: Any = self.tables[name]  # its store and serializers are not in TableT
+            store = table.data  # the store itself: the table would send a changelog record per key
+            if value is None:
+                if key not in store:
+                    continue
+                del store[key]
+            else:
+                store[key] = value
+            topic = table.changelog_topic
+            raw_key, _ = topic.prepare_key(key, table.key_serializer, None)
+            changelog.setdefault((topic.get_topic_name(), event.message.partition), []).append((raw_key, value))
         self._deferred.clear()
         self._overlay.clear()
+        return changelog
 
 
 class StreamWorker:
@@ -153,7 +157,7 @@ class StreamWorker:
             consumer_max_fetch_size=FETCH_BYTES,
             consumer_auto_offset_reset="earliest",
             producer_max_request_size=MAX_MESSAGE_BYTES,
-            producer_compression_type="lz4",
+            producer_compression_type=pick_compression(),
             producer_acks=-1,
             broker_max_poll_records=1000,
             # Events queued for the agent: history records are MBs each, so the queue bounds memory.
@@ -203,6 +207,7 @@ class StreamWorker:
         self.app.agent(source, name="coex-streams")(self._consume)
         self.app.timer(interval=min(settings.sink_batch_age_s, 1.0) / 2, name="coex-commit-by-age")(self._commit_by_age)
         self.app.timer(interval=settings.worker_sweep_interval_s, name="coex-ticks")(self._send_ticks)
+
         async def metrics_page(view: Any, request: Any) -> Any:  # faust binds a page function to its view
             self._update_lag()
             return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -348,19 +353,24 @@ class StreamWorker:
         if self._publishing:
             await asyncio.gather(*self._publishing)
             self._publishing.clear()
-        self.store.commit()
+        changelog = self.store.commit()
+        producer: AIOKafkaProducer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        sent: list[asyncio.Future[object]] = []
+        for (topic, partition), records in changelog.items():
+            sent += await send_batches(producer, topic, partition, records)
         events, self._uncommitted = self._uncommitted, []
         metrics.PENDING_RECORDS.set(0)
-        self._writing = asyncio.ensure_future(self._write_and_ack(events))
+        self._writing = asyncio.ensure_future(self._write_and_ack(events, sent))
 
     async def _wait_for_write(self) -> None:
         if self._writing is not None:
             writing, self._writing = self._writing, None
             await writing
 
-    async def _write_and_ack(self, events: list[EventT[bytes]]) -> None:
+    async def _write_and_ack(self, events: list[EventT[bytes]], changelog: list[asyncio.Future[object]]) -> None:
         started = time.monotonic()
         await self.writer.flush()
+        await asyncio.gather(*changelog)
         metrics.COMMIT_SECONDS.observe(time.monotonic() - started)
         stream = self._stream
         if stream is not None:

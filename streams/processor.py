@@ -40,7 +40,6 @@ BUSINESSES = "businesses"  # waba_id -> {"offboarded": bool, "event": str, "at":
 TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES)
 
 OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED"})
-_PUBLISHED_FIELDS = tuple(f for f in MessageRow._fields if f != "version")
 
 
 class StateStore(Protocol):
@@ -145,9 +144,11 @@ def messages_json(rows: Sequence[MessageRow]) -> bytes:
     `raw` is embedded as the JSON object it is, not as an escaped string: half the bytes, and no
     second parse for the apps."""
     out = []
+    fragment = orjson.Fragment
     for row in rows:
-        message: dict[str, object] = dict(zip(_PUBLISHED_FIELDS, row, strict=False))
-        message["raw"] = orjson.Fragment(row.raw)
+        message: dict[str, Any] = row._asdict()
+        del message["version"]
+        message["raw"] = fragment(row.raw)
         out.append(message)
     return orjson.dumps(out)
 
