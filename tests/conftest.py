@@ -50,6 +50,10 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     script = str(ROOT / "deploy" / "kafka-local.sh")
     status = subprocess.run(["bash", script, "status"], env=env, capture_output=True, text=True)
     started_here = status.returncode != 0
+    if started_here:
+        # Every test makes its own topics: a broker left with thousands of them from earlier
+        # sessions spends its time (and the clients theirs) on metadata. Test data is disposable.
+        shutil.rmtree(Path(env["COEX_KAFKA_HOME"]) / "data", ignore_errors=True)
     subprocess.run(["bash", script, "start"], env=env, check=True)
     try:
         yield env["COEX_KAFKA_BOOTSTRAP"]
