@@ -8,8 +8,10 @@ the clock starts. Measured in one run:
 
 1. baseline: the same bodies split, normalized and written by the BatchWriter straight into a
    fresh embedded engine, in one process, without Kafka or Faust;
-2. pipeline: `coex ingest` + `coex worker` as processes on the local broker (started if none
-   answers), the bodies POSTed at 16 concurrent connections; from the first POST until every
+2. pipeline: `coex ingest` + `coex worker` as processes on a broker of its own (deploy/kafka-local.sh
+   with a fresh data folder and free ports, stopped at the end: a broker holding the topics of many
+   earlier runs costs every client time on metadata), or on `--kafka BOOTSTRAP`; the bodies
+   POSTed at 16 concurrent connections; from the first POST until every
    message is visible under FINAL. Reports ingest POSTs/s, end-to-end messages/s and the
    worker's peak resident memory (VmHWM).
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import platform
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,13 +107,35 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
-def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path) -> dict[str, float]:
-    from coex.dev import kafka_answers
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a live process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
+
+@contextlib.contextmanager
+def fresh_broker(tmp: Path) -> Iterator[str]:
+    """A single-node broker with empty storage on free ports; the jars are the project's."""
+    script = str(ROOT / "deploy" / "kafka-local.sh")
+    subprocess.run(["bash", script, "fetch"], check=True)
+    home = tmp / "kafka"
+    home.mkdir()
+    (home / "libs").symlink_to(ROOT / ".coex" / "kafka" / "libs")
+    bootstrap = f"127.0.0.1:{free_port()}"
+    env = {**os.environ, "COEX_KAFKA_HOME": str(home), "COEX_KAFKA_BOOTSTRAP": bootstrap,
+           "COEX_KAFKA_CONTROLLER_PORT": str(free_port())}  # fmt: skip
+    subprocess.run(["bash", script, "start"], env=env, check=True)
+    try:
+        yield bootstrap
+    finally:
+        subprocess.run(["bash", script, "stop"], env=env, check=False)
+
+
+def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, bootstrap: str) -> dict[str, float]:
     run = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
     env.update(
-        COEX_KAFKA_BOOTSTRAP="127.0.0.1:9092",
+        COEX_KAFKA_BOOTSTRAP=bootstrap,
         COEX_CLICKHOUSE_URL=f"chdb://{tmp / 'ch'}",
         COEX_DATA_DIR=str(tmp / ".coex"),
         COEX_TOPIC_PREFIX=f"bench{run}.",
@@ -119,8 +145,6 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path) -> d
         COEX_SQL_PORT=str(free_port()),
         COEX_WORKER_WEB_PORT=str(free_port()),
     )
-    if not kafka_answers(env["COEX_KAFKA_BOOTSTRAP"]):
-        subprocess.run(["bash", str(ROOT / "deploy" / "kafka-local.sh"), "start"], check=True)
     coex = [sys.executable, "-m", "coex.cli", "--log-level", "WARNING"]
     subprocess.run([*coex, "migrate"], env=env, check=True, cwd=tmp)
     logs = open(tmp / "procs.log", "wb")  # noqa: SIM115
@@ -144,6 +168,7 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path) -> d
         start = time.perf_counter()
         stats = asyncio.run(post_all(iter(deliveries), options, lambda _s: None))
         posted = time.perf_counter() - start
+        ingest_cpu = cpu_seconds(ingest.pid)
         from sinks.engine import open_engine
 
         engine = None
@@ -160,6 +185,7 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path) -> d
             time.sleep(0.5)
         total = time.perf_counter() - start
         peak = peak_rss_mb(worker.pid)
+        worker_cpu = cpu_seconds(worker.pid)
     finally:
         for proc in (ingest, worker):
             proc.send_signal(signal.SIGTERM)
@@ -176,6 +202,8 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path) -> d
         "e2e_seconds": total,
         "e2e_msgs_per_s": expected_messages / total,
         "worker_peak_mb": peak,
+        "worker_cpu_s": worker_cpu,
+        "ingest_cpu_s": ingest_cpu,
     }
 
 
@@ -183,6 +211,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--write", action="store_true", help="record the figures in bench/RESULTS.md")
+    parser.add_argument("--kafka", metavar="BOOTSTRAP", help="use this broker instead of starting a fresh one")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -193,8 +222,10 @@ def main() -> int:
 
     base_s, base_rows = baseline([d.body for d in deliveries])
     sys.stderr.write(f"baseline: {base_rows} rows in {base_s:.1f} s = {base_rows / base_s:,.0f} msgs/s\n")
-    with tempfile.TemporaryDirectory() as tmp:
-        res = pipeline(deliveries, expected, Path(tmp))
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        bootstrap = args.kafka or stack.enter_context(fresh_broker(tmp))
+        res = pipeline(deliveries, expected, tmp, bootstrap)
     lines = [
         f"`.venv/bin/python bench/e2e.py --messages {args.messages}` ({time.strftime('%Y-%m-%d')}, "
         f"{os.cpu_count()} cores, Python {platform.python_version()}). One business, {expected:,} messages "
@@ -206,6 +237,8 @@ def main() -> int:
         f"| end to end: first POST to every row visible under FINAL | {res['e2e_seconds']:.1f} s |",
         f"| end to end: messages/s | {res['e2e_msgs_per_s']:,.0f} |",
         f"| worker peak resident memory | {res['worker_peak_mb']:,.0f} MB |",
+        f"| posting took (first to last POST answered) | {res['post_seconds']:.1f} s |",
+        f"| CPU: ingest while posting / worker in all | {res['ingest_cpu_s']:.1f} s / {res['worker_cpu_s']:.1f} s |",
         f"| baseline, same run: normalize + BatchWriter into chdb, one process, no Kafka | "
         f"{base_rows / base_s:,.0f} msgs/s |",
         f"| pipeline / baseline | {res['e2e_msgs_per_s'] / (base_rows / base_s):.2f} |",
