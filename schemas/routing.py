@@ -81,7 +81,7 @@ def split_delivery(body: bytes, delivery_id: str, received_at: float) -> list[Ch
     entries = doc.get("entry")
     if not isinstance(entries, list):
         raise EnvelopeError("$.entry", "expected an array of entries")
-    records: list[ChangeRecord] = []
+    found: list[tuple[str, bytes, dict[str, Any], dict[str, Any]]] = []
     index = 0
     for i, entry in enumerate(entries):
         if not isinstance(entry, dict):
@@ -104,23 +104,20 @@ def split_delivery(body: bytes, delivery_id: str, received_at: float) -> list[Ch
             if "value" not in change:
                 raise EnvelopeError(f"$.entry[{i}].changes[{j}].value", "missing")
             key = change_key(change["value"], str(waba_id))
-            wrapper = {
+            head = {
                 "delivery_id": delivery_id,
                 "waba_id": str(waba_id),
                 "entry_time": entry_time,
                 "received_at": received_at,
                 "change_index": index,
-                "change": change,
             }
-            records.append(ChangeRecord(field, key.encode(), orjson.dumps(wrapper)))
+            found.append((field, key.encode(), head, change))
             index += 1
-    if len(records) == 1:
+    if len(found) == 1:
         # Keep the original bytes (and skip re-encoding a history chunk of several MB).
-        only = records[0]
-        head = orjson.loads(only.value)
-        del head["change"]
-        records[0] = ChangeRecord(only.field, only.key, orjson.dumps(head)[:-1] + b',"body":' + body + b"}")
-    return records
+        only_field, only_key, only_head, _ = found[0]
+        return [ChangeRecord(only_field, only_key, orjson.dumps(only_head)[:-1] + b',"body":' + body + b"}")]
+    return [ChangeRecord(f, k, orjson.dumps({**h, "change": c})) for f, k, h, c in found]
 
 
 def decode_record(value: bytes) -> WrappedChange:
