@@ -8,6 +8,7 @@ exponential backoff (the platform retries too); other answers count as failures.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 import time
@@ -115,11 +116,13 @@ async def post_all(
         reporter = asyncio.create_task(report())
         try:
             while not stats.aborted:
-                # Building a body is CPU work; a thread lets earlier POSTs progress meanwhile.
-                delivery = await asyncio.to_thread(next, deliveries, None)
-                if delivery is None:
+                # Building a body is CPU work; a thread lets earlier POSTs progress meanwhile. A few
+                # at a time: one thread hop per delivery cost more CPU than the POST itself.
+                batch = await asyncio.to_thread(_take, deliveries, options.concurrency)
+                for delivery in batch:
+                    await queue.put(delivery)
+                if len(batch) < options.concurrency:
                     break
-                await queue.put(delivery)
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
@@ -130,6 +133,10 @@ async def post_all(
     if on_progress is not None:
         on_progress(stats)
     return stats
+
+
+def _take(deliveries: Iterator[Delivery], n: int) -> list[Delivery]:
+    return list(itertools.islice(deliveries, n))
 
 
 async def _post_one(
