@@ -166,7 +166,14 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, boot
             time.sleep(0.2)
         options = PostOptions(url=url, secret=SECRET.encode(), concurrency=16)
         start = time.perf_counter()
+        broker_pid_file = tmp / "kafka" / "kafka.pid"
+        broker_pid = int(broker_pid_file.read_text()) if broker_pid_file.exists() else None
+        broker_cpu = cpu_seconds(broker_pid) if broker_pid else 0.0
+        poster_cpu = time.process_time()
         stats = asyncio.run(post_all(iter(deliveries), options, lambda _s: None))
+        poster_cpu = time.process_time() - poster_cpu
+        worker_cpu_posting = cpu_seconds(worker.pid)
+        broker_cpu = cpu_seconds(broker_pid) - broker_cpu if broker_pid else float("nan")
         posted = time.perf_counter() - start
         ingest_cpu = cpu_seconds(ingest.pid)
         from sinks.engine import open_engine
@@ -204,6 +211,9 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, boot
         "worker_peak_mb": peak,
         "worker_cpu_s": worker_cpu,
         "ingest_cpu_s": ingest_cpu,
+        "poster_cpu_s": poster_cpu,
+        "broker_cpu_s": broker_cpu,
+        "worker_cpu_posting_s": worker_cpu_posting,
     }
 
 
@@ -238,7 +248,9 @@ def main() -> int:
         f"| end to end: messages/s | {res['e2e_msgs_per_s']:,.0f} |",
         f"| worker peak resident memory | {res['worker_peak_mb']:,.0f} MB |",
         f"| posting took (first to last POST answered) | {res['post_seconds']:.1f} s |",
-        f"| CPU: ingest while posting / worker in all | {res['ingest_cpu_s']:.1f} s / {res['worker_cpu_s']:.1f} s |",
+        f"| CPU while posting: ingest / worker / broker / poster | {res['ingest_cpu_s']:.1f} s / "
+        f"{res['worker_cpu_posting_s']:.1f} s / {res['broker_cpu_s']:.1f} s / {res['poster_cpu_s']:.1f} s |",
+        f"| CPU of the worker, start to end | {res['worker_cpu_s']:.1f} s |",
         f"| baseline, same run: normalize + BatchWriter into chdb, one process, no Kafka | "
         f"{base_rows / base_s:,.0f} msgs/s |",
         f"| pipeline / baseline | {res['e2e_msgs_per_s'] / (base_rows / base_s):.2f} |",
