@@ -90,7 +90,8 @@ class TableStore:
     def get(self, table: str, key: str) -> bytes | None:
         if (table, key) in self._overlay:
             return self._overlay[(table, key)]
-        value: bytes | None = self.tables[table].get(key)
+        store: Any = self.tables[table].data  # the table's own get() runs sensors on every read
+        value: bytes | None = store.get(key)
         return value
 
     def items(self, table: str) -> list[tuple[str, bytes]]:
