@@ -162,7 +162,7 @@ class StreamWorker:
             producer_acks=-1,
             broker_max_poll_records=1000,
             # Events queued for the agent: history records are MBs each, so the queue bounds memory.
-            stream_buffer_maxsize=1024,
+            stream_buffer_maxsize=256,
             broker_session_timeout=settings.worker_session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
             stream_wait_empty=False,
