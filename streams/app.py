@@ -150,6 +150,8 @@ class StreamWorker:
             settings.worker_group,
             broker=f"kafka://{settings.kafka_bootstrap}",
             store="memory://",
+            # faust makes `<id>-data/` folders even for memory tables; not in the working directory.
+            datadir=str(settings.data_dir / "faust"),
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication,
             topic_allow_declare=True,
