@@ -146,12 +146,14 @@ class StreamWorker:
     def __init__(self, settings: Settings, writer: Writer) -> None:
         self.settings = settings
         self.writer = writer
+        datadir = settings.data_dir / "faust"
+        datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level itself
         self.app = faust.App(
             settings.worker_group,
             broker=f"kafka://{settings.kafka_bootstrap}",
             store="memory://",
             # faust makes `<id>-data/` folders even for memory tables; not in the working directory.
-            datadir=str(settings.data_dir / "faust"),
+            datadir=str(datadir),
             topic_partitions=settings.topic_partitions,
             topic_replication_factor=settings.topic_replication,
             topic_allow_declare=True,

@@ -104,6 +104,8 @@ class Cluster:
             COEX_WORKER_SWEEP_INTERVAL_S="2",
             COEX_SINK_BATCH_AGE_S="0.3",
             COEX_WORKER_SESSION_TIMEOUT_S="10",
+            # Not created beforehand: a worker on a fresh machine makes its own data folder.
+            COEX_DATA_DIR=str(self.logs / "data" / str(web_port)),
         )
         return env
 
