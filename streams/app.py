@@ -55,7 +55,7 @@ from streams.topics import TICKS
 
 log = logging.getLogger(__name__)
 
-FETCH_BYTES = 48 * 1024 * 1024  # > one 16 MB history record with its wrapper, per partition
+FETCH_BYTES = MAX_MESSAGE_BYTES + 1024 * 1024  # a whole batch of the largest size a topic takes, per partition
 
 
 class Writer(Protocol):
