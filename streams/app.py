@@ -84,19 +84,24 @@ class TableStore:
 
     def __init__(self, tables: dict[str, TableT[str, bytes]]) -> None:
         self.tables = tables
-        self._overlay: dict[tuple[str, str], bytes | None] = {}
-        self._deferred: list[tuple[EventT[bytes], Sequence[Write]]] = []
+        # (table, key) -> (partition of the record that wrote it, value): a key's last write only.
+        self._overlay: dict[tuple[str, str], tuple[int, bytes | None]] = {}
+
+    def _store(self, table: str) -> Any:
+        # The table's own store: the table runs sensors on every read and sends a changelog
+        # record on every write.
+        return self.tables[table].data
 
     def get(self, table: str, key: str) -> bytes | None:
-        if (table, key) in self._overlay:
-            return self._overlay[(table, key)]
-        store: Any = self.tables[table].data  # the table's own get() runs sensors on every read
-        value: bytes | None = store.get(key)
+        written = self._overlay.get((table, key))
+        if written is not None:
+            return written[1]
+        value: bytes | None = self._store(table).get(key)
         return value
 
     def items(self, table: str) -> list[tuple[str, bytes]]:
-        merged = dict(self.tables[table].items())
-        for (name, key), value in self._overlay.items():
+        merged = dict(self._store(table).items())
+        for (name, key), (_, value) in self._overlay.items():
             if name != table:
                 continue
             if value is None:
@@ -106,36 +111,27 @@ class TableStore:
         return list(merged.items())
 
     def defer(self, event: EventT[bytes], writes: Sequence[Write]) -> None:
-        if not writes:
-            return
         for w in writes:
-            self._overlay[(w.table, w.key)] = w.value
-        self._deferred.append((event, writes))
+            self._overlay[(w.table, w.key)] = (event.message.partition, w.value)
 
     def commit(self) -> dict[tuple[str, int], list[ChangelogRecord]]:
         """Apply the deferred writes to the tables; return their changelog records to send, by
         changelog topic and partition (a key's changelog is on the partition of the record that
         wrote it). Only each key's last write of the batch counts: a media placeholder and its
         follow-up in one batch cost no changelog record at all."""
-        last: dict[tuple[str, str], tuple[EventT[bytes], bytes | None]] = {}
-        for event, writes in self._deferred:
-            for w in writes:
-                last.pop((w.table, w.key), None)
-                last[(w.table, w.key)] = (event, w.value)
         changelog: dict[tuple[str, int], list[ChangelogRecord]] = {}
-        for (name, key), (event, value) in last.items():
-            table: Any = self.tables[name]  # its store and serializers are not in TableT
-            store = table.data  # the store itself: the table would send a changelog record per key
+        for (name, key), (partition, value) in self._overlay.items():
+            store = self._store(name)
             if value is None:
                 if key not in store:
                     continue
                 del store[key]
             else:
                 store[key] = value
+            table: Any = self.tables[name]  # its serializers are not in TableT
             topic = table.changelog_topic
             raw_key, _ = topic.prepare_key(key, table.key_serializer, None)
-            changelog.setdefault((topic.get_topic_name(), event.message.partition), []).append((raw_key, value))
-        self._deferred.clear()
+            changelog.setdefault((topic.get_topic_name(), partition), []).append((raw_key, value))
         self._overlay.clear()
         return changelog
 

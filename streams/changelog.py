@@ -24,14 +24,12 @@ async def send_batches(
     the broker has them."""
     sent: list[asyncio.Future[object]] = []
     batch = producer.create_batch()
-    filled = False
     for key, value in records:
         if batch.append(key=key, value=value, timestamp=None) is None:
             # Full: send it and start another; a batch always takes its first record, whatever its size.
             sent.append(await producer.send_batch(batch, topic, partition=partition))
             batch = producer.create_batch()
             batch.append(key=key, value=value, timestamp=None)
-        filled = True
-    if filled:
+    if batch.record_count():
         sent.append(await producer.send_batch(batch, topic, partition=partition))
     return sent
