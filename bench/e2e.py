@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -107,6 +108,49 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class MemorySampler(threading.Thread):
+    """Samples the worker's resident memory and its embedded engine's own tracked memory (through
+    the worker's SQL endpoint) twice a second: how much of the peak is ClickHouse, how much Python."""
+
+    def __init__(self, pid: int, settings: Settings) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.settings = pid, settings
+        self.peak = (0.0, 0.0, 0.0)  # (worker RSS, engine MemoryTracking, of which merges) at the RSS peak
+        self.engine_peak = 0.0
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        from sinks.client import parse_url
+        from sinks.remote import RemoteEngine, connect_owner
+
+        path = parse_url(self.settings.clickhouse_url).path
+        engine: RemoteEngine | None = None
+        while not self.stopped.wait(0.5):
+            try:
+                # Only through the worker's endpoint: opening the path here would take it from the worker.
+                engine = engine or connect_owner(path, "coex")
+                if engine is None:
+                    continue
+                tracked = dict(engine.query_rows(
+                    "SELECT metric, value FROM system.metrics "
+                    "WHERE metric IN ('MemoryTracking', 'MergesMutationsMemoryTracking')"
+                ))  # fmt: skip
+                rss = rss_mb(self.pid)
+            except Exception:
+                continue
+            ch = tracked.get("MemoryTracking", 0) / 2**20
+            self.engine_peak = max(self.engine_peak, ch)
+            if rss > self.peak[0]:
+                self.peak = (rss, ch, tracked.get("MergesMutationsMemoryTracking", 0) / 2**20)
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a live process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -165,6 +209,8 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, boot
                 pass
             time.sleep(0.2)
         options = PostOptions(url=url, secret=SECRET.encode(), concurrency=16)
+        sampler = MemorySampler(worker.pid, settings)
+        sampler.start()
         start = time.perf_counter()
         broker_pid_file = tmp / "kafka" / "kafka.pid"
         broker_pid = int(broker_pid_file.read_text()) if broker_pid_file.exists() else None
@@ -193,6 +239,7 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, boot
         total = time.perf_counter() - start
         peak = peak_rss_mb(worker.pid)
         worker_cpu = cpu_seconds(worker.pid)
+        sampler.stopped.set()
     finally:
         for proc in (ingest, worker):
             proc.send_signal(signal.SIGTERM)
@@ -209,6 +256,10 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, boot
         "e2e_seconds": total,
         "e2e_msgs_per_s": expected_messages / total,
         "worker_peak_mb": peak,
+        "sampled_peak_mb": sampler.peak[0],
+        "engine_at_peak_mb": sampler.peak[1],
+        "merges_at_peak_mb": sampler.peak[2],
+        "engine_peak_mb": sampler.engine_peak,
         "worker_cpu_s": worker_cpu,
         "ingest_cpu_s": ingest_cpu,
         "poster_cpu_s": poster_cpu,
@@ -247,6 +298,10 @@ def main() -> int:
         f"| end to end: first POST to every row visible under FINAL | {res['e2e_seconds']:.1f} s |",
         f"| end to end: messages/s | {res['e2e_msgs_per_s']:,.0f} |",
         f"| worker peak resident memory | {res['worker_peak_mb']:,.0f} MB |",
+        f"| worker memory at the highest sample (every 0.5 s): resident / embedded engine's own "
+        f"(MemoryTracking) / of which merges | {res['sampled_peak_mb']:,.0f} MB / {res['engine_at_peak_mb']:,.0f} MB"
+        f" / {res['merges_at_peak_mb']:,.0f} MB |",
+        f"| embedded engine's own memory, highest sample | {res['engine_peak_mb']:,.0f} MB |",
         f"| posting took (first to last POST answered) | {res['post_seconds']:.1f} s |",
         f"| CPU while posting: ingest / worker / broker / poster | {res['ingest_cpu_s']:.1f} s / "
         f"{res['worker_cpu_posting_s']:.1f} s / {res['broker_cpu_s']:.1f} s / {res['poster_cpu_s']:.1f} s |",

@@ -24,6 +24,7 @@ from sinks.engine_server import serve_engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
 from streams.app import StreamWorker
+from streams.memory import bound_memory
 from streams.topics import ensure_tick_topic
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ def web_port(wanted: int) -> int:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    bounds = bound_memory()  # before the threads that would get arenas of their own start
+    if bounds:
+        log.debug("memory bounds: %s", ", ".join(bounds))
     if getattr(args, "worker_id", None):
         settings = settings.model_copy(update={"worker_id": args.worker_id})
     settings = settings.model_copy(update={"worker_web_port": web_port(settings.worker_web_port)})

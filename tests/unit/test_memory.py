@@ -1,0 +1,44 @@
+"""The worker's allocator bounds: applied in a fresh process (they are process-wide), env wins."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import json, pyarrow as pa
+from streams.memory import bound_memory
+applied = bound_memory()
+print(json.dumps({"applied": applied, "pool": pa.default_memory_pool().backend_name}))
+"""
+
+
+def probe(**env: str) -> dict[str, object]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "ARROW_DEFAULT_MEMORY_POOL"))}
+    cmd = [sys.executable, "-c", PROBE]
+    out = subprocess.run(cmd, env={**clean, **env}, capture_output=True, text=True, check=True)
+    result: dict[str, object] = json.loads(out.stdout)
+    return result
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc bounds")
+def test_bounds_glibc_arenas_mmap_threshold_and_arrow_pool() -> None:
+    result = probe()
+    assert result["applied"] == [
+        "MALLOC_ARENA_MAX=2",
+        "MALLOC_MMAP_THRESHOLD_=131072",
+        "ARROW_DEFAULT_MEMORY_POOL=system",
+    ]
+    assert result["pool"] == "system"
+
+
+def test_settings_in_the_environment_win() -> None:
+    result = probe(MALLOC_ARENA_MAX="4", ARROW_DEFAULT_MEMORY_POOL="mimalloc")
+    applied = result["applied"]
+    assert isinstance(applied, list)
+    assert not any(a.startswith(("MALLOC_ARENA_MAX", "ARROW_DEFAULT_MEMORY_POOL")) for a in applied)
+    assert result["pool"] == "mimalloc"
