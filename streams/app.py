@@ -40,6 +40,7 @@ from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
+from streams.delivery import deliver_without_race
 from streams.processor import (
     HELD,
     TABLES,
@@ -283,6 +284,7 @@ class StreamWorker:
     async def _consume(self, stream: StreamT[bytes]) -> None:
         self._refuse_stale_acks()
         self._seek_before_fetching()
+        deliver_without_race(self.app, stream.channel.queue)  # type: ignore[attr-defined]
         noack: Any = stream.noack()  # type: ignore[attr-defined]  # missing from faust's StreamT
         self._stream = noack
         async for event in noack.events():

@@ -1,0 +1,104 @@
+"""The direct hand-over of fetched records: taken only when nothing in it can wait."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from streams.delivery import deliver_without_race
+
+
+class Harness:
+    """faust's consumer/app pieces the hand-over looks at, with real asyncio primitives."""
+
+    def __init__(self) -> None:
+        self.raced: list[int] = []
+        self.queue: asyncio.Queue[str] = asyncio.Queue(maxsize=2)
+        self.suspend_flow = asyncio.Event()
+
+        async def race(*coros: Any, timeout: Any = None) -> str:
+            self.raced.append(len(coros))
+            for coro in coros:
+                coro.close()
+            return "raced"
+
+        self.consumer = SimpleNamespace(
+            wait_first=race, suspend_flow=self.suspend_flow, _stopped=asyncio.Event(), _crashed=asyncio.Event()
+        )
+        self.flow = SimpleNamespace(active=True)
+        self.buffer = SimpleNamespace(size=0, max_messages=100)
+        self.lock = asyncio.Lock()
+        self.app = SimpleNamespace(
+            consumer=self.consumer,
+            flow_control=SimpleNamespace(is_active=lambda: self.flow.active),
+            producer=SimpleNamespace(buffer=self.buffer),
+            topics=SimpleNamespace(_tp_to_callback_lock=self.lock),
+        )
+        deliver_without_race(self.app, self.queue)
+
+    async def hand_over(self, record: str) -> Any:
+        return await self.consumer.wait_first(self.queue.put(record), self.suspend_flow.wait())
+
+
+def run(test: Any) -> None:
+    async def bounded() -> None:
+        await asyncio.wait_for(test(), 5)  # a hand-over that waits where it should race hangs
+
+    asyncio.run(bounded())
+
+
+def test_record_handed_over_directly_when_nothing_can_wait() -> None:
+    async def go() -> None:
+        h = Harness()
+        assert await h.hand_over("a") is None
+        assert h.queue.get_nowait() == "a"
+        assert h.raced == []
+
+    run(go)
+
+
+def test_full_queue_paused_flow_full_buffer_or_locked_conductor_race_as_faust_does() -> None:
+    async def go() -> None:
+        h = Harness()
+        await h.hand_over("a")
+        await h.hand_over("b")
+        assert await h.hand_over("c") == "raced"  # queue full
+        h.queue.get_nowait()
+        h.flow.active = False
+        assert await h.hand_over("d") == "raced"
+        h.flow.active = True
+        h.buffer.size = 101
+        assert await h.hand_over("e") == "raced"
+        h.buffer.size = 0
+        h.suspend_flow.set()
+        assert await h.hand_over("f") == "raced"
+        h.suspend_flow.clear()
+        async with h.lock:
+            assert await h.hand_over("g") == "raced"
+        assert await h.hand_over("h") is None
+        assert [h.queue.get_nowait() for _ in range(2)] == ["b", "h"]
+        assert h.raced == [2, 2, 2, 2, 2]
+
+    run(go)
+
+
+def test_other_waits_on_the_consumer_are_left_to_faust() -> None:
+    async def go() -> None:
+        h = Harness()
+        assert await h.consumer.wait_first(asyncio.sleep(0)) == "raced"
+        assert await h.consumer.wait_first(h.queue.put("x"), asyncio.sleep(0)) == "raced"
+        assert await h.consumer.wait_first(h.queue.put("y"), h.suspend_flow.wait(), timeout=1) == "raced"
+        assert h.queue.empty()
+
+    run(go)
+
+
+def test_installed_once() -> None:
+    async def go() -> None:
+        h = Harness()
+        installed = h.consumer.wait_first
+        deliver_without_race(h.app, h.queue)
+        assert h.consumer.wait_first is installed
+
+    run(go)
