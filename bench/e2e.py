@@ -63,7 +63,9 @@ def _baseline(bodies: list[bytes], path: str, out: multiprocessing.Queue) -> Non
     from sinks.engine import open_engine
     from sinks.migrate import apply_migrations
     from sinks.writer import BatchWriter
+    from streams.memory import bound_memory
 
+    bound_memory()  # the worker's memory policy, so the two differ only by Kafka and faust
     settings = Settings(clickhouse_url=f"chdb://{path}", clickhouse_database="bench")
     engine = open_engine(settings)
     apply_migrations(engine, "bench")

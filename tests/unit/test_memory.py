@@ -1,4 +1,4 @@
-"""The worker's allocator bounds: applied in a fresh process (they are process-wide), env wins."""
+"""The worker's memory policy: applied in a fresh process (it is process-wide), env wins."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import sys
 import pytest
 
 PROBE = """
-import json, pyarrow as pa
+import gc, json, pyarrow as pa
 from streams.memory import bound_memory
 applied = bound_memory()
-print(json.dumps({"applied": applied, "pool": pa.default_memory_pool().backend_name}))
+print(json.dumps({"applied": applied, "pool": pa.default_memory_pool().backend_name, "gc": gc.get_threshold()}))
 """
 
 
@@ -34,6 +34,7 @@ def test_bounds_glibc_arenas_mmap_threshold_and_arrow_pool() -> None:
         "ARROW_DEFAULT_MEMORY_POOL=system",
     ]
     assert result["pool"] == "system"
+    assert result["gc"] == [50_000, 20, 100]
 
 
 def test_settings_in_the_environment_win() -> None:
