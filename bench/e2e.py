@@ -58,12 +58,12 @@ def build(messages: int) -> tuple[list[Delivery], int]:
 
 
 def _baseline(bodies: list[bytes], path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    from coex.memory import bound_memory
     from schemas.normalize import normalize_change
     from schemas.routing import decode_record, split_delivery
     from sinks.engine import open_engine
     from sinks.migrate import apply_migrations
     from sinks.writer import BatchWriter
-    from streams.memory import bound_memory
 
     bound_memory()  # the worker's memory policy, so the two differ only by Kafka and faust
     settings = Settings(clickhouse_url=f"chdb://{path}", clickhouse_database="bench")

@@ -10,6 +10,7 @@ import time
 import uvicorn
 from aiokafka.errors import KafkaError
 
+from coex.memory import pace_gc
 from coex.settings import Settings
 from ingest.app import create_app
 from ingest.state import InsecureConfig
@@ -37,6 +38,7 @@ def wait_for_topics(settings: Settings, within_s: float = KAFKA_WAIT_S) -> None:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    pace_gc()
     try:
         app = create_app(settings)
     except InsecureConfig as exc:

@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 
+from coex.memory import bound_memory
 from coex.settings import Settings
 from ingest.topics import ensure_topics
 from sinks.engine import ClientEngine, Engine, open_engine
@@ -24,7 +25,6 @@ from sinks.engine_server import serve_engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
 from streams.app import StreamWorker
-from streams.memory import bound_memory
 from streams.topics import ensure_tick_topic
 
 log = logging.getLogger(__name__)

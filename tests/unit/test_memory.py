@@ -11,7 +11,7 @@ import pytest
 
 PROBE = """
 import gc, json, pyarrow as pa
-from streams.memory import bound_memory
+from coex.memory import bound_memory
 applied = bound_memory()
 print(json.dumps({"applied": applied, "pool": pa.default_memory_pool().backend_name, "gc": gc.get_threshold()}))
 """
