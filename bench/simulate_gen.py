@@ -41,8 +41,10 @@ def main() -> None:
     print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()}")
     print(f"businesses={args.businesses} messages={messages} webhooks={webhooks} bytes={size / 1e6:.1f} MB")
     print(f"plan {planned - started:.2f} s; generate+sign {done - planned:.2f} s")
-    print(f"coex simulator: {messages / (done - started):,.0f} messages/s, {size / 1e6 / (done - started):.1f} MB/s, "
-          f"peak RSS {rss_mb:.0f} MB")
+    print(
+        f"coex simulator: {messages / (done - started):,.0f} messages/s, {size / 1e6 / (done - started):.1f} MB/s, "
+        f"peak RSS {rss_mb:.0f} MB"
+    )
     print(f"baseline, signing alone: {messages / signing:,.0f} messages/s ({size / 1e6 / signing:.0f} MB/s)")
 
 

@@ -129,7 +129,7 @@ def banner(settings: Settings, secret_from_file: bool) -> str:
             f"  webhook   POST http://127.0.0.1:{port}/webhook   ({secret_hint})",
             f"  health    http://127.0.0.1:{port}/readyz   metrics http://127.0.0.1:{port}/metrics",
             f"  kafka     {settings.kafka_bootstrap}",
-            f"  sql       coex sql \"SELECT count() FROM messages FINAL\"   ({settings.clickhouse_url})",
+            f'  sql       coex sql "SELECT count() FROM messages FINAL"   ({settings.clickhouse_url})',
             "  traffic   coex simulate --businesses 3 --messages 2000",
             f"  logs      {settings.data_dir / 'logs'}",
             "  Ctrl-C stops everything.",
@@ -184,8 +184,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 child.restarts += 1
                 delay = min(30.0, 2.0**child.restarts)
                 sys.stdout.write(
-                    f"coex dev: {child.name} exited ({code}); restarting in {delay:.0f} s "
-                    f"(see {child.log_path})\n"
+                    f"coex dev: {child.name} exited ({code}); restarting in {delay:.0f} s (see {child.log_path})\n"
                 )
                 child.next_start = now + delay
                 child.proc = None

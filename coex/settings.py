@@ -10,9 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="COEX_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="COEX_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # The contract's variables.
     kafka_bootstrap: str = "127.0.0.1:9092"

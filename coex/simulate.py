@@ -39,8 +39,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         url=url, secret=secret.encode() if secret else None, concurrency=args.concurrency, rate=args.rate
     )
     sys.stderr.write(
-        f"coex simulate: {args.businesses} businesses, {sim.total_messages} messages, "
-        f"{sim.total} webhooks -> {url}\n"
+        f"coex simulate: {args.businesses} businesses, {sim.total_messages} messages, {sim.total} webhooks -> {url}\n"
     )
     progress = Progress(sim.total, sim.total_messages)
     stats = asyncio.run(post_all(sim.deliveries(), options, progress.show))

@@ -115,8 +115,15 @@ def _by_source(row: BusinessStatus) -> str:
 
 
 HEADER: tuple[str, ...] = (
-    "PHONE_NUMBER_ID", "WABA_ID", "HISTORY", "PROGRESS", "MESSAGES", "HISTORY/ECHO/API", "CONTACTS",
-    "OFFBOARDED", "LAST_UPDATE",
+    "PHONE_NUMBER_ID",
+    "WABA_ID",
+    "HISTORY",
+    "PROGRESS",
+    "MESSAGES",
+    "HISTORY/ECHO/API",
+    "CONTACTS",
+    "OFFBOARDED",
+    "LAST_UPDATE",
 )
 
 
@@ -124,17 +131,19 @@ def format_status(rows: Iterable[BusinessStatus]) -> str:
     """A table, one line per business, for a terminal."""
     table = [HEADER]
     for r in rows:
-        table.append((
-            r.phone_number_id or "?",
-            r.waba_id,
-            r.history_state or "-",
-            f"{r.progress}%",
-            str(r.messages_total),
-            _by_source(r),
-            str(r.contacts),
-            ",".join(e for e in r.events if e in OFFBOARDING_EVENTS) or "no",
-            _when(r.last_update),
-        ))
+        table.append(
+            (
+                r.phone_number_id or "?",
+                r.waba_id,
+                r.history_state or "-",
+                f"{r.progress}%",
+                str(r.messages_total),
+                _by_source(r),
+                str(r.contacts),
+                ",".join(e for e in r.events if e in OFFBOARDING_EVENTS) or "no",
+                _when(r.last_update),
+            )
+        )
     if len(table) == 1:
         return "no businesses yet: nothing in ClickHouse (post webhooks, e.g. `coex simulate`)\n"
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]

@@ -68,15 +68,23 @@ class Business:
         self.onboarded_at = EPOCH + index * 3 * 3600 + rng.randrange(3600)
         self.metadata = metadata(self.display, self.phone_number_id)
         threads = _distinct_numbers(rng, max(3, min(300, int(messages**0.5) // 2)), {self.display})
-        self.book = ThreadBook(self.display, index, self.onboarded_at, threads,
-                               content.text_pool(Random(f"{seed}:{index}:texts"), 2**TEXT_BITS))
+        self.book = ThreadBook(
+            self.display,
+            index,
+            self.onboarded_at,
+            threads,
+            content.text_pool(Random(f"{seed}:{index}:texts"), 2**TEXT_BITS),
+        )
         self.chunks: list[Chunk] = []
         self.followups: list[Media] = []
         self.values: list[Value] = []
         self.events: list[Event] = []
         self.expected = ExpectedBusiness(
-            self.waba_id, self.phone_number_id, self.display,
-            ExpectedHistory("", 0, 0, 0, [], None), messages={} if detail else None,
+            self.waba_id,
+            self.phone_number_id,
+            self.display,
+            ExpectedHistory("", 0, 0, 0, [], None),
+            messages={} if detail else None,
         )
         self._plan_contacts(rng, threads)
         if declines:
@@ -88,8 +96,9 @@ class Business:
         end = self.onboarded_at + LIVE_SPAN_S + 300
         if partner_removed:
             info = {"reason": "DISCONNECTED_FROM_BUSINESS_APP", "initiated_by": "BUSINESS"}
-            self._account(1.5, end, {"phone_number": self.display, "event": "PARTNER_REMOVED",
-                                     "disconnection_info": info})
+            self._account(
+                1.5, end, {"phone_number": self.display, "event": "PARTNER_REMOVED", "disconnection_info": info}
+            )
         if offboards:
             self._account(1.6, end + 60, {"phone_number": self.display, "event": "ACCOUNT_OFFBOARDED"})
         self.events.sort(key=lambda e: e.key)
@@ -107,8 +116,11 @@ class Business:
         built = self.book.build(self._chunk_rng(chunk), chunk)
         self.expected.add("history", built.messages)
         meta = {"phase": chunk.phase, "chunk_order": chunk.order, "progress": chunk.progress}
-        value = {"messaging_product": "whatsapp", "metadata": self.metadata,
-                 "history": [{"metadata": meta, "threads": built.threads}]}
+        value = {
+            "messaging_product": "whatsapp",
+            "metadata": self.metadata,
+            "history": [{"metadata": meta, "threads": built.threads}],
+        }
         return encode(envelope(self.waba_id, "history", value))
 
     def _chunk_rng(self, chunk: Chunk) -> Random:
@@ -116,8 +128,13 @@ class Business:
 
     def _followup(self, media: Media) -> dict[str, Any]:
         rng = Random(f"{self.seed}:{self.index}:media:{media.media_id}")
-        message = {"from": media.sender, "id": media.message_id, "timestamp": str(media.timestamp),
-                   "type": media.kind, media.kind: content.media_object(rng, media.kind, media.media_id, media.caption)}
+        message = {
+            "from": media.sender,
+            "id": media.message_id,
+            "timestamp": str(media.timestamp),
+            "type": media.kind,
+            media.kind: content.media_object(rng, media.kind, media.media_id, media.caption),
+        }
         return {"messaging_product": "whatsapp", "metadata": self.metadata, "messages": [message]}
 
     def _value(self, key: float, field: str, value: dict[str, Any], messages: int = 0, time: int | None = None) -> None:
@@ -215,10 +232,19 @@ class Business:
     def _state_sync(self, changes: list[tuple[str, int, bool, str, str]]) -> dict[str, Any]:
         items = []
         for number, at, removed, full, first in changes:
-            contact = {"phone_number": number} if removed else {"full_name": full, "first_name": first,
-                                                                 "phone_number": number}
-            items.append({"type": "contact", "contact": contact, "action": "remove" if removed else "add",
-                          "metadata": {"timestamp": str(at)}})
+            contact = (
+                {"phone_number": number}
+                if removed
+                else {"full_name": full, "first_name": first, "phone_number": number}
+            )
+            items.append(
+                {
+                    "type": "contact",
+                    "contact": contact,
+                    "action": "remove" if removed else "add",
+                    "metadata": {"timestamp": str(at)},
+                }
+            )
         return {"messaging_product": "whatsapp", "metadata": self.metadata, "state_sync": items}
 
     def _plan_echoes(self, rng: Random, threads: list[str], count: int) -> None:
@@ -228,8 +254,13 @@ class Business:
             to = threads[rng.choices(range(len(threads)), cum_weights=self.book.cum_weights)[0]]
             kind = rng.choices(_ECHO_TYPES, cum_weights=_ECHO_CUM)[0]
             message_id = wamid(to, self.book.token("E", j))
-            msg: dict[str, Any] = {"from": self.display, "to": to, "id": message_id,
-                                   "timestamp": str(sent_at), "type": kind}
+            msg: dict[str, Any] = {
+                "from": self.display,
+                "to": to,
+                "id": message_id,
+                "timestamp": str(sent_at),
+                "type": kind,
+            }
             if kind in content.MEDIA_TYPES:
                 cap = content.caption(rng) if kind in ("image", "document") else None
                 msg[kind] = content.media_object(rng, kind, str(rng.randrange(10**15, 10**17)), cap)
@@ -237,8 +268,12 @@ class Business:
             else:
                 text = self.book.fill(rng, msg, kind, to, None)
             key = 0.06 + 0.9 * frac
-            self._value(key, "smb_message_echoes",
-                        {"messaging_product": "whatsapp", "metadata": self.metadata, "message_echoes": [msg]}, 1)
+            self._value(
+                key,
+                "smb_message_echoes",
+                {"messaging_product": "whatsapp", "metadata": self.metadata, "message_echoes": [msg]},
+                1,
+            )
             statuses = self._plan_statuses(rng, key, message_id, to, sent_at, first=j == 0)
             status = max(statuses, key=lambda s: STATUS_RANK[s], default="")
             self.expected.add("echo", [(message_id, kind, "outbound", to, status, text)])
@@ -252,15 +287,21 @@ class Business:
         else:
             return []
         for step, name in enumerate(names):
-            status: dict[str, Any] = {"id": message_id, "status": name,
-                                      "timestamp": str(sent_at + 1 + step * rng.randrange(1, 90)), "recipient_id": to}
+            status: dict[str, Any] = {
+                "id": message_id,
+                "status": name,
+                "timestamp": str(sent_at + 1 + step * rng.randrange(1, 90)),
+                "recipient_id": to,
+            }
             if name == "failed":
-                status["errors"] = [{
-                    "code": COMPANION_ERROR_CODE,
-                    "title": "Message not mirrored from a companion device",
-                    "message": "The user's companion device does not send webhooks for this message",
-                    "error_data": {"details": "Check the WhatsApp Business app for this message"},
-                }]
+                status["errors"] = [
+                    {
+                        "code": COMPANION_ERROR_CODE,
+                        "title": "Message not mirrored from a companion device",
+                        "message": "The user's companion device does not send webhooks for this message",
+                        "error_data": {"details": "Check the WhatsApp Business app for this message"},
+                    }
+                ]
             value = {"messaging_product": "whatsapp", "metadata": self.metadata, "statuses": [status]}
             self._value(key + rng.uniform(0.001, 0.03), "messages", value)
         return names
@@ -273,10 +314,19 @@ class Business:
             message_id = wamid(sender, self.book.token("C", j))
             body = self.book.texts[rng.randrange(len(self.book.texts))]
             profile = {"profile": {"name": content.person(rng)[0]}, "wa_id": sender}
-            msg = {"from": sender, "id": message_id, "timestamp": str(self.onboarded_at + 90 + int(frac * LIVE_SPAN_S)),
-                   "type": "text", "text": {"body": body}}
-            value = {"messaging_product": "whatsapp", "metadata": self.metadata, "contacts": [profile],
-                     "messages": [msg]}
+            msg = {
+                "from": sender,
+                "id": message_id,
+                "timestamp": str(self.onboarded_at + 90 + int(frac * LIVE_SPAN_S)),
+                "type": "text",
+                "text": {"body": body},
+            }
+            value = {
+                "messaging_product": "whatsapp",
+                "metadata": self.metadata,
+                "contacts": [profile],
+                "messages": [msg],
+            }
             self._value(0.06 + 0.9 * frac, "messages", value, 1)
             self.expected.add("cloud_api", [(message_id, "text", "inbound", sender, "", body)])
 

@@ -11,13 +11,56 @@ from random import Random
 from typing import Any
 
 FIRST_NAMES: tuple[str, ...] = (
-    "José", "María", "João", "Zoë", "Łukasz", "Chloé", "Søren", "Ngọc", "François", "Begoña",
-    "İlkay", "Márta", "Ayşe", "Renée", "Andrés", "Inês", "Björn", "Siobhán", "Dmitrï", "Ana",
-    "Lucía", "Camila", "Mateus", "Priya", "Aïcha", "Nuño", "Kateřina", "Jürgen", "Ömer", "Valentina",
+    "José",
+    "María",
+    "João",
+    "Zoë",
+    "Łukasz",
+    "Chloé",
+    "Søren",
+    "Ngọc",
+    "François",
+    "Begoña",
+    "İlkay",
+    "Márta",
+    "Ayşe",
+    "Renée",
+    "Andrés",
+    "Inês",
+    "Björn",
+    "Siobhán",
+    "Dmitrï",
+    "Ana",
+    "Lucía",
+    "Camila",
+    "Mateus",
+    "Priya",
+    "Aïcha",
+    "Nuño",
+    "Kateřina",
+    "Jürgen",
+    "Ömer",
+    "Valentina",
 )
 LAST_NAMES: tuple[str, ...] = (
-    "Álvarez", "Peña", "Gonçalves", "Müller", "Núñez", "Ødegaard", "Kowalczyk", "Nguyễn", "O'Brien",
-    "García", "Souza", "Lefèvre", "Yılmaz", "Dvořák", "Fernández", "Conceição", "Schäfer", "Šimić",  # noqa: RUF001
+    "Álvarez",
+    "Peña",
+    "Gonçalves",
+    "Müller",
+    "Núñez",
+    "Ødegaard",
+    "Kowalczyk",
+    "Nguyễn",
+    "O'Brien",
+    "García",
+    "Souza",
+    "Lefèvre",
+    "Yılmaz",  # noqa: RUF001
+    "Dvořák",
+    "Fernández",
+    "Conceição",
+    "Schäfer",
+    "Šimić",
 )
 # Whole names as people type them into an address book: other scripts, emoji, nicknames.
 ODD_NAMES: tuple[tuple[str, str], ...] = (
@@ -91,8 +134,18 @@ _DOC_NAMES: tuple[str, ...] = ("Factura_0042.pdf", "Presupuesto €.pdf", "catá
 
 # Business numbers and user numbers: country code and digits after it.
 _COUNTRIES: tuple[tuple[str, int], ...] = (
-    ("1", 10), ("52", 10), ("55", 11), ("34", 9), ("57", 10), ("54", 11), ("91", 10),
-    ("44", 10), ("49", 11), ("33", 9), ("351", 9), ("56", 9),
+    ("1", 10),
+    ("52", 10),
+    ("55", 11),
+    ("34", 9),
+    ("57", 10),
+    ("54", 11),
+    ("91", 10),
+    ("44", 10),
+    ("49", 11),
+    ("33", 9),
+    ("351", 9),
+    ("56", 9),
 )
 
 MEDIA_TYPES: frozenset[str] = frozenset({"image", "video", "audio", "document", "sticker"})

@@ -31,13 +31,39 @@ def _table(pairs: tuple[tuple[str, int], ...]) -> tuple[str, ...]:
     return tuple(slots)
 
 
-_OUT_TYPES = _table((("text", 62), ("image", 9), ("video", 3), ("audio", 4), ("document", 4), ("sticker", 3),
-                     ("location", 1), ("contacts", 1), ("reaction", 5), ("template", 8)))
-_IN_TYPES = _table((("text", 60), ("image", 9), ("video", 2), ("audio", 9), ("document", 2), ("sticker", 5),
-                    ("location", 2), ("contacts", 1), ("reaction", 5), ("interactive", 3), ("button", 2)))
+_OUT_TYPES = _table(
+    (
+        ("text", 62),
+        ("image", 9),
+        ("video", 3),
+        ("audio", 4),
+        ("document", 4),
+        ("sticker", 3),
+        ("location", 1),
+        ("contacts", 1),
+        ("reaction", 5),
+        ("template", 8),
+    )
+)
+_IN_TYPES = _table(
+    (
+        ("text", 60),
+        ("image", 9),
+        ("video", 2),
+        ("audio", 9),
+        ("document", 2),
+        ("sticker", 5),
+        ("location", 2),
+        ("contacts", 1),
+        ("reaction", 5),
+        ("interactive", 3),
+        ("button", 2),
+    )
+)
 _OUT_STATUS = _table((("READ", 58), ("DELIVERED", 25), ("SENT", 10), ("PENDING", 4), ("ERROR", 3)))
 _IN_STATUS = _table((("READ", 92), ("DELIVERED", 8)))
 _LOWER = {s: s.lower() for s in ("READ", "DELIVERED", "SENT", "PENDING", "ERROR", "PLAYED")}
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:

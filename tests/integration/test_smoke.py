@@ -9,9 +9,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sinks.client import open_client
 
 
-async def test_produce_and_consume_through_the_real_broker(
-    kafka_bootstrap: str, new_topic: Callable[..., str]
-) -> None:
+async def test_produce_and_consume_through_the_real_broker(kafka_bootstrap: str, new_topic: Callable[..., str]) -> None:
     topic = new_topic("smoke-")
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
