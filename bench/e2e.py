@@ -103,16 +103,10 @@ def baseline(bodies: list[bytes]) -> tuple[float, int]:
     return seconds, rows
 
 
-def peak_rss_mb(pid: int) -> float:
+def status_mb(pid: int, field: str) -> float:
+    """A memory figure of /proc/PID/status (VmHWM: peak resident, VmRSS: resident now), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -137,14 +131,14 @@ class MemorySampler(threading.Thread):
         while not self.stopped.wait(0.5):
             try:
                 # Only through the worker's endpoint: opening the path here would take it from the worker.
-                engine = engine or connect_owner(path, "coex")
+                engine = engine or connect_owner(path, self.settings.clickhouse_database)
                 if engine is None:
                     continue
                 tracked = dict(engine.query_rows(
                     "SELECT metric, value FROM system.metrics "
                     "WHERE metric IN ('MemoryTracking', 'MergesMutationsMemoryTracking')"
                 ))  # fmt: skip
-                rss = rss_mb(self.pid)
+                rss = status_mb(self.pid, "VmRSS")
             except Exception:
                 continue
             ch = tracked.get("MemoryTracking", 0) / 2**20
@@ -244,7 +238,7 @@ def pipeline(deliveries: list[Delivery], expected_messages: int, tmp: Path, boot
                 raise SystemExit(f"timed out: {n} of {expected_messages} rows visible")
             time.sleep(0.5)
         total = time.perf_counter() - start
-        peak = peak_rss_mb(worker.pid)
+        peak = status_mb(worker.pid, "VmHWM")
         worker_cpu = cpu_seconds(worker.pid)
         sampler.stopped.set()
     finally:

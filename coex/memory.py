@@ -20,7 +20,6 @@ GC_THRESHOLDS (worker alone on 300k messages, one run each), and 0.45 s of inges
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 import logging
 import os
@@ -53,12 +52,10 @@ def bound_memory() -> list[str]:
 
 
 def _bound_glibc() -> list[str]:
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return []
     try:
-        mallopt = ctypes.CDLL(name).mallopt
-    except (OSError, AttributeError):
+        # The symbols this process already has: no library search (find_library runs ldconfig).
+        mallopt = ctypes.CDLL(None).mallopt
+    except AttributeError:
         return []  # not glibc (musl has no mallopt)
     applied = []
     for env, param, value in (
