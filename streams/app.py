@@ -40,7 +40,7 @@ from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
-from streams.delivery import deliver_without_race
+from streams.delivery import deliver_without_race, fetch_while_full
 from streams.processor import (
     HELD,
     TABLES,
@@ -285,6 +285,7 @@ class StreamWorker:
         self._refuse_stale_acks()
         self._seek_before_fetching()
         deliver_without_race(self.app, stream.channel.queue)  # type: ignore[attr-defined]
+        fetch_while_full(self.app)
         noack: Any = stream.noack()  # type: ignore[attr-defined]  # missing from faust's StreamT
         self._stream = noack
         async for event in noack.events():

@@ -6,7 +6,10 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from streams.delivery import deliver_without_race
+import faust
+from faust.types import TP
+
+from streams.delivery import deliver_without_race, fetch_while_full
 
 
 class Harness:
@@ -102,3 +105,16 @@ def test_installed_once() -> None:
         assert h.consumer.wait_first is installed
 
     run(go)
+
+
+def test_a_full_queue_leaves_its_partition_in_the_fetch() -> None:
+    """faust's own consumer (no broker needed): without the change it drops the partition."""
+    tp = TP("history", 0)
+    for keep in (False, True):
+        app = faust.App(f"delivery-{keep}", broker="kafka://127.0.0.1:1", store="memory://")
+        consumer: Any = app.consumer
+        consumer._set_active_tps({tp})
+        if keep:
+            fetch_while_full(app)
+        consumer.on_buffer_full(tp)
+        assert (tp in consumer._get_active_partitions()) is keep
