@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from coex import kafka_local
 from coex.dev_secret import dev_secret_path, ensure_dev_secret
@@ -26,6 +27,8 @@ from coex.settings import Settings
 log = logging.getLogger("coex.dev")
 
 STATUS_EVERY_S = 5.0
+# A child up this long has recovered: its next exit is retried after the shortest backoff again.
+STABLE_S = 60.0
 
 
 def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
@@ -45,6 +48,7 @@ class Child:
     proc: subprocess.Popen[bytes] | None = None
     restarts: int = 0
     next_start: float = 0.0
+    started_at: float = 0.0
     log_path: Path | None = None
     _log_file: object = field(default=None, repr=False)
 
@@ -67,6 +71,29 @@ class Child:
             log.warning("%s did not stop within %.0f s; killing it", self.name, timeout)
             self.proc.kill()
             self.proc.wait()
+
+
+def tend(child: Child, now: float, out: TextIO) -> None:
+    """One supervision step: note a child that exited, start it again once its backoff is over.
+
+    The backoff doubles with each exit (2 s up to 30 s) and starts over once a child has stayed up
+    for STABLE_S, so a crash after hours of work is retried after 2 s, not 30."""
+    if child.proc is None:
+        if now >= child.next_start:
+            child.start()
+            child.started_at = now
+        return
+    if child.alive():
+        if now - child.started_at >= STABLE_S:
+            child.restarts = 0
+        return
+    child.restarts += 1
+    delay = min(30.0, 2.0**child.restarts)
+    out.write(
+        f"coex dev: {child.name} exited ({child.proc.returncode}); restarting in {delay:.0f} s (see {child.log_path})\n"
+    )
+    child.next_start = now + delay
+    child.proc = None
 
 
 def child_env(settings: Settings, secret: str) -> dict[str, str]:
@@ -169,6 +196,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     for child in children:
         child.start()
+        child.started_at = time.monotonic()
     sys.stdout.write(banner(settings, secret_from_file) + "\n")
     sys.stdout.flush()
 
@@ -178,19 +206,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         while not stopping:
             now = time.monotonic()
             for child in children:
-                if child.alive() or now < child.next_start:
-                    continue
-                code = child.proc.returncode if child.proc else None
-                child.restarts += 1
-                delay = min(30.0, 2.0**child.restarts)
-                sys.stdout.write(
-                    f"coex dev: {child.name} exited ({code}); restarting in {delay:.0f} s (see {child.log_path})\n"
-                )
-                child.next_start = now + delay
-                child.proc = None
-            for child in children:
-                if child.proc is None and now >= child.next_start:
-                    child.start()
+                tend(child, now, sys.stdout)
             if now - last_status >= STATUS_EVERY_S:
                 last_status = now
                 try:
