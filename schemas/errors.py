@@ -21,3 +21,10 @@ class EnvelopeError(SchemaError):
 
 class ChangeError(SchemaError):
     """One change's `value` does not match the form its `field` documents."""
+
+
+class UnsupportedChange(SchemaError):
+    """A change of a field coex does not process (the platform sends more than Coexistence's)."""
+
+    def __init__(self, field: str) -> None:
+        super().__init__("$.field", f"one of the Coexistence fields, not {field!r} (kept here unprocessed)")

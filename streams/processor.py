@@ -21,8 +21,9 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from schemas.errors import UnsupportedChange
 from schemas.normalize import HistoryChunk, Normalized, normalize_change
-from schemas.routing import decode_record
+from schemas.routing import KNOWN_FIELDS, decode_record
 from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
 from streams import codec
 from streams.logic import contacts, media_join, reorder, sync_state
@@ -192,6 +193,8 @@ class Processor:
         out = Output()
         try:
             change = decode_record(record.value)
+            if change.field not in KNOWN_FIELDS:
+                raise UnsupportedChange(change.field)
             normalized = normalize_change(change)
             tx = _Tx(self.store, out)
             self._apply(tx, out, normalized, record.partition, int(change.received_at or now), now)

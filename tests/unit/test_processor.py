@@ -267,6 +267,19 @@ def test_a_bad_record_becomes_one_dead_letter_and_changes_nothing() -> None:
     assert garbage.rows["dead_letters"][0].error.startswith("EnvelopeError")
 
 
+def test_a_change_of_a_field_coex_does_not_process_is_kept_as_a_dead_letter() -> None:
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    calls = _envelope("calls", {"metadata": _meta(), "calls": [{"id": "c1", "event": "connect"}]})
+    ((topic, key, value),) = records([calls])
+    assert topic == "coex.unknown"
+    out = processor.process(Record(topic, 0, 7, key, value), now=5.0)
+    assert out.writes == [] and out.published == []
+    (row,) = out.rows["dead_letters"]
+    assert row.error.startswith("UnsupportedChange") and "'calls'" in row.error
+    assert '"calls"' in row.raw
+
+
 def test_the_sweep_flushes_a_stalled_history_and_expires_media_state() -> None:
     store = DictStore()
     processor = Processor(store, history_flush_timeout_s=60.0, media_pending_ttl_s=600.0)
