@@ -68,6 +68,7 @@ from schemas.rows import (
     MessageRow,
     StatusRow,
     WebhookErrorRow,
+    change_key,
     contact_version,
 )
 
@@ -254,6 +255,7 @@ def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at
     if type(phone) is not str:
         raise _Bad(".phone_number", "expected a string")
     info = value.get("disconnection_info")
+    raw = _dumps(value)
     out.account_events.append(
         AccountEventRow(
             waba_id=waba_id,
@@ -261,7 +263,8 @@ def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at
             event=event,
             event_at=occurred_at,
             disconnection_info="" if info is None else _dumps(info),
-            raw=_dumps(value),
+            raw=raw,
+            change_key=change_key(raw),
         )
     )
     return out

@@ -6,6 +6,7 @@ column there. `version` columns drive ReplacingMergeTree: the highest version of
 
 from __future__ import annotations
 
+import hashlib
 from typing import NamedTuple
 
 # Latest-known-status ordering: a later status never loses to an earlier one.
@@ -84,6 +85,8 @@ class AccountEventRow(NamedTuple):
     event_at: int  # unix seconds (the entry's time)
     disconnection_info: str  # JSON, '' if none
     raw: str  # the change value as received (JSON)
+    # Tells apart changes of one entry with the same event and time (a hash of `raw`, 63 bits).
+    change_key: int
 
 
 class StatusRow(NamedTuple):
@@ -121,3 +124,9 @@ class WebhookErrorRow(NamedTuple):
     details: str
     occurred_at: int  # unix seconds (the entry's time, else the receive time)
     raw: str
+
+
+def change_key(raw: str) -> int:
+    """A stable 63-bit hash of a change value as stored (positive: Arrow sends it as int64)."""
+    digest = hashlib.blake2b(raw.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") >> 1

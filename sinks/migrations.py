@@ -216,9 +216,20 @@ LEFT JOIN (
 """,
 )
 
+# Two changes of one entry with the same event (two ACCOUNT_VIOLATIONs) had one key, so one row.
+# Only a column added in the same ALTER may join the sorting key; rows written before it have 0.
+_ACCOUNT_EVENT_KEY = (
+    """
+ALTER TABLE {db}.account_events
+    ADD COLUMN IF NOT EXISTS change_key UInt64,
+    MODIFY ORDER BY (waba_id, event, event_at, phone_number, change_key)
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
+    Migration(3, "account_events: one row per change", _ACCOUNT_EVENT_KEY),
 )
 
 SCHEMA_MIGRATIONS_DDL = """

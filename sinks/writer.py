@@ -58,10 +58,12 @@ class _Batch:
             if table in self.tables:
                 names, rows = self.tables[table]
                 if table == "messages":
-                    # Status webhooks follow messages sent after onboarding (echoes, Cloud API), never
-                    # history: skipping history rows keeps a 180-day import off this join.
-                    source = names.index("source")
-                    rows = [row for row in rows if row[source] != "history"]
+                    # Status webhooks mostly follow messages sent after onboarding (echoes, Cloud API):
+                    # skipping history rows keeps a 180-day import off this join. But a media
+                    # follow-up (the only history rows with a media ID: chunks carry placeholders)
+                    # rewrites its message, so a status that reached the placeholder is applied again.
+                    source, media = names.index("source"), names.index("media_id")
+                    rows = [row for row in rows if row[source] != "history" or row[media]]
                 pnids.extend(map(itemgetter(names.index("phone_number_id")), rows))
                 mids.extend(map(itemgetter(names.index("message_id")), rows))
         return [[self.token] * len(pnids), pnids, mids]

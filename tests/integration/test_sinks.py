@@ -23,13 +23,14 @@ from schemas.rows import (
     MessageRow,
     StatusRow,
     WebhookErrorRow,
+    change_key,
     contact_version,
     message_version,
 )
 from sinks import metrics
 from sinks.engine import Engine, open_engine
 from sinks.migrate import apply_migrations
-from sinks.migrations import MIGRATIONS
+from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
 from sinks.remote import RemoteEngine
 from sinks.statements import StatementRefused
 from sinks.tables import ROW_TYPES
@@ -162,12 +163,42 @@ def test_tables_have_the_contract_columns_in_row_order(engine: Engine, settings:
     assert {"threads", "sync_summary"} <= set(by_table)
 
 
+def account_event(raw: str, *, at: int = T0) -> AccountEventRow:
+    return AccountEventRow(WABA, "", "ACCOUNT_VIOLATION", at, "", raw, change_key(raw))
+
+
+async def test_each_change_of_an_entry_is_an_account_event_and_a_replay_adds_none(engine: Engine) -> None:
+    spam, scam = '{"violation_type": "SPAM"}', '{"violation_type": "SCAM"}'
+    for _ in range(2):
+        await write(engine, "account_events", [account_event(spam), account_event(scam)])
+    assert final_rows(engine, "SELECT raw FROM account_events ORDER BY raw") == [(scam,), (spam,)]
+
+
+def test_a_version_2_schema_upgrades_and_keeps_its_account_events(settings: Settings) -> None:
+    engine = open_engine(settings)
+    try:
+        db = settings.clickhouse_database
+        engine.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        engine.command(SCHEMA_MIGRATIONS_DDL.format(db=db))
+        for migration in MIGRATIONS[:2]:
+            for statement in migration.statements:
+                engine.command(statement.format(db=db))
+            engine.command(f"INSERT INTO {db}.schema_migrations (version, name) VALUES ({migration.version}, '')")
+        engine.command(f"INSERT INTO {db}.account_events VALUES ('{WABA}', '', 'PARTNER_REMOVED', {T0}, '', '{{}}')")
+        assert apply_migrations(engine, db) == [f"{m.version} {m.name}" for m in MIGRATIONS[2:]]
+        assert engine.query_rows("SELECT event, change_key FROM account_events") == [("PARTNER_REMOVED", 0)]
+    finally:
+        engine.close()
+
+
 async def test_rows_of_every_table_land_and_read_back(engine: Engine) -> None:
     samples: dict[str, tuple[Any, ...]] = {
         "messages": message("wamid.every", status="read"),
         "contacts": ContactRow(PNID, "16505551234", "Ana Lima", "Ana", 0, T0, WABA, contact_version(T0, False)),
         "history_sync": HistorySyncRow(PNID, WABA, "in_progress", 50, [0, 1], 4, 1200, None, T0, 7),
-        "account_events": AccountEventRow(WABA, "+1 650-555-1234", "PARTNER_REMOVED", T0, '{"reason": "x"}', "{}"),
+        "account_events": AccountEventRow(
+            WABA, "+1 650-555-1234", "PARTNER_REMOVED", T0, '{"reason": "x"}', "{}", change_key("{}")
+        ),
         "dead_letters": DeadLetterRow(
             "coex.history", 3, 17, PNID, "history.value: expected object", "{}", round(time.time(), 3)
         ),
@@ -215,6 +246,13 @@ async def test_placeholder_then_enriched_reads_as_enriched_in_any_order(
     assert final_rows(engine, "SELECT type, media_id, media_mime_type, text, status FROM messages") == [
         ("image", "media-1", "image/jpeg", "a caption", "delivered")
     ]
+
+
+async def test_a_status_that_reached_the_placeholder_stays_on_its_enriched_row(engine: Engine) -> None:
+    await write(engine, "messages", [message("wamid.media", complete=False, status="delivered")])
+    await write(engine, "message_statuses", [status("wamid.media", "read")])
+    await write(engine, "messages", [message("wamid.media", complete=True, status="delivered")])
+    assert final_rows(engine, "SELECT type, media_id, status FROM messages") == [("image", "media-1", "read")]
 
 
 async def test_statuses_raise_but_never_lower(engine: Engine) -> None:
