@@ -8,8 +8,9 @@ full queue, paused flow or a full producer buffer is dropped when a rebalance su
 In a history import most records are one-message media follow-ups, and that race was a tenth of
 the worker's main thread. When the flow runs, the producer buffer is under its limit, the
 conductor is unlocked and the agent's queue has room, the hand-over completes before any other
-task runs: there is nothing to race, and the record is handed over directly. Otherwise faust's
-race runs as before.
+task runs: there is nothing to race, and the record is handed over directly. A full queue is
+waited out (until half of it is free, or the flow stops) and the record then goes directly too.
+Otherwise faust's race runs as before.
 
 2. A full queue holds the fetch loop back instead of idling it. faust takes a partition whose
 agent queue is nearly full out of the partitions its fetch loop asks for, and puts it back once
@@ -22,7 +23,12 @@ room (faust's hand-over awaits a full queue), which bounds memory the same way.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+# How often a hand-over waiting for room in the agent's queue looks again (the agent takes a few
+# records per millisecond; a rebalance that suspends the flow ends the wait at the next look).
+ROOM_POLL_S = 0.005
 
 
 def deliver_without_race(app: Any, queue: Any) -> None:
@@ -36,20 +42,25 @@ def deliver_without_race(app: Any, queue: Any) -> None:
     buffer = app.producer.buffer
     conductor_lock = app.topics._tp_to_callback_lock
 
-    async def wait_first(*coros: Any, timeout: Any = None) -> Any:
-        if (
-            len(coros) == 2
-            and timeout is None
-            and getattr(coros[1], "__qualname__", "") == "Event.wait"
-            and not (suspended() or stopped() or crashed())
+    def flowing() -> bool:
+        return (
+            not (suspended() or stopped() or crashed())
             and flow_active()
             and buffer.size <= buffer.max_messages
             and not conductor_lock.locked()
-            and not queue.full()
-        ):
-            coros[1].close()
-            await coros[0]
-            return None  # faust's fetch loop ignores what wait_first returns
+        )
+
+    async def wait_first(*coros: Any, timeout: Any = None) -> Any:
+        if len(coros) == 2 and timeout is None and getattr(coros[1], "__qualname__", "") == "Event.wait":
+            if queue.full():
+                # Wait for the agent to take half the queue, then hand the next records over
+                # directly: one short sleep per hundred records instead of a race per record.
+                while queue.qsize() > queue.maxsize // 2 and flowing():
+                    await asyncio.sleep(ROOM_POLL_S)
+            if flowing() and not queue.full():
+                coros[1].close()
+                await coros[0]
+                return None  # faust's fetch loop ignores what wait_first returns
         return await race(*coros, timeout=timeout)
 
     consumer.wait_first = wait_first

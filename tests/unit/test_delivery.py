@@ -61,13 +61,9 @@ def test_record_handed_over_directly_when_nothing_can_wait() -> None:
     run(go)
 
 
-def test_full_queue_paused_flow_full_buffer_or_locked_conductor_race_as_faust_does() -> None:
+def test_paused_flow_full_buffer_or_locked_conductor_race_as_faust_does() -> None:
     async def go() -> None:
         h = Harness()
-        await h.hand_over("a")
-        await h.hand_over("b")
-        assert await h.hand_over("c") == "raced"  # queue full
-        h.queue.get_nowait()
         h.flow.active = False
         assert await h.hand_over("d") == "raced"
         h.flow.active = True
@@ -80,8 +76,38 @@ def test_full_queue_paused_flow_full_buffer_or_locked_conductor_race_as_faust_do
         async with h.lock:
             assert await h.hand_over("g") == "raced"
         assert await h.hand_over("h") is None
-        assert [h.queue.get_nowait() for _ in range(2)] == ["b", "h"]
-        assert h.raced == [2, 2, 2, 2, 2]
+        assert h.queue.get_nowait() == "h"
+        assert h.raced == [2, 2, 2, 2]
+
+    run(go)
+
+
+def test_a_full_queue_is_waited_out_then_handed_over_directly() -> None:
+    async def go() -> None:
+        h = Harness()
+        await h.hand_over("a")
+        await h.hand_over("b")
+        waiting = asyncio.ensure_future(h.hand_over("c"))
+        await asyncio.sleep(0.05)
+        assert not waiting.done()  # the queue is full: the hand-over waits for room
+        assert h.queue.get_nowait() == "a"
+        assert await waiting is None
+        assert [h.queue.get_nowait() for _ in range(2)] == ["b", "c"]
+        assert h.raced == []
+
+    run(go)
+
+
+def test_a_flow_suspended_while_waiting_for_room_races_as_faust_does() -> None:
+    async def go() -> None:
+        h = Harness()
+        await h.hand_over("a")
+        await h.hand_over("b")
+        waiting = asyncio.ensure_future(h.hand_over("c"))
+        await asyncio.sleep(0.02)
+        h.suspend_flow.set()
+        assert await waiting == "raced"
+        assert h.raced == [2]
 
     run(go)
 
