@@ -14,6 +14,11 @@ from urllib.parse import unquote, urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
+# Every table's partition key is a function of columns that never change for its key
+# (sinks/migrations.py), so FINAL may collapse each partition on its own: 2x faster, and no single
+# merge over every part (~100 MB more for a 1M-row import not merged yet).
+SESSION_SETTINGS: dict[str, Any] = {"do_not_merge_across_partitions_select_final": 1}
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -40,9 +45,8 @@ def parse_url(url: str) -> Target:
 def open_client(url: str, database: str | None = None, **settings: Any) -> Client:
     """A client on the target of `url`, using `database` when given (it must exist)."""
     target = parse_url(url)
+    settings = {**SESSION_SETTINGS, **settings}
     if target.embedded:
         os.makedirs(target.path, exist_ok=True)
-        return clickhouse_connect.get_client(
-            interface="chdb", path=target.path, database=database, settings=settings or None
-        )
-    return clickhouse_connect.get_client(dsn=url, database=database, settings=settings or None)
+        return clickhouse_connect.get_client(interface="chdb", path=target.path, database=database, settings=settings)
+    return clickhouse_connect.get_client(dsn=url, database=database, settings=settings)

@@ -56,6 +56,8 @@ from streams.topics import TICKS
 
 log = logging.getLogger(__name__)
 
+# Bytes sent to normalized_messages before their confirmations are awaited, not at commit only.
+PUBLISH_WINDOW_BYTES = 64 * 1024 * 1024
 FETCH_BYTES = MAX_MESSAGE_BYTES + 1024 * 1024  # a whole batch of the largest size a topic takes, per partition
 
 
@@ -200,6 +202,7 @@ class StreamWorker:
         self._lock = asyncio.Lock()
         self._uncommitted: list[EventT[bytes]] = []
         self._publishing: list[Awaitable[Any]] = []
+        self._publishing_bytes = 0
         self._unordered: list[Published] = []
         self._writing: asyncio.Future[None] | None = None
         self._oldest_uncommitted = 0.0
@@ -322,8 +325,19 @@ class StreamWorker:
                 await self._send(record)
 
     async def _send(self, record: Published) -> None:
-        self._publishing.append(await self.normalized.send(key=record.key, value=record.value, force=True))
+        value = record.payload()
+        self._publishing.append(await self.normalized.send(key=record.key, value=value, force=True))
         metrics.RELEASED.labels(record.kind).inc()
+        self._publishing_bytes += len(value)
+        if self._publishing_bytes >= PUBLISH_WINDOW_BYTES:
+            # Many held chunks released at once: let the broker take these before unpacking more.
+            await self._confirm_published()
+
+    async def _confirm_published(self) -> None:
+        if self._publishing:
+            await asyncio.gather(*self._publishing)
+            self._publishing.clear()
+        self._publishing_bytes = 0
 
     def _hand_to_writer(self, out: Output, topic: str) -> None:
         for table, rows in out.rows.items():
@@ -354,9 +368,7 @@ class StreamWorker:
         for record in merge_unordered(self._unordered):
             await self._send(record)
         self._unordered.clear()
-        if self._publishing:
-            await asyncio.gather(*self._publishing)
-            self._publishing.clear()
+        await self._confirm_published()
         changelog = self.store.commit()
         producer: AIOKafkaProducer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         sent: list[asyncio.Future[object]] = []

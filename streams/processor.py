@@ -59,9 +59,17 @@ class Record(NamedTuple):
 
 class Published(NamedTuple):
     key: bytes
-    value: bytes
+    value: bytes  # the record; only its head when `packed` is set (see `payload`)
     kind: str = "history"  # history | media | live
     messages: bytes = b"[]"  # the JSON array inside `value`, so unordered releases can be merged
+    # A held chunk's messages as the state keeps them (compressed), unpacked only when sent: a run
+    # of held chunks released at once (the first chunk arrived last) is never all in memory.
+    packed: bytes = b""
+
+    def payload(self) -> bytes:
+        if not self.packed:
+            return self.value
+        return b"".join((self.value, codec.unpack(self.packed), b"}"))
 
 
 UNORDERED_KINDS = frozenset({"media", "live"})
@@ -157,8 +165,19 @@ def messages_json(rows: Sequence[MessageRow]) -> bytes:
 def release_record(
     pnid: str, kind: str, phase: int | None, order: int | None, late: bool, messages: bytes
 ) -> Published:
+    head = _release_head(pnid, kind, phase, order, late)
+    return Published(pnid.encode(), b"".join((head, messages, b"}")), kind, messages)
+
+
+def held_release(pnid: str, phase: int, order: int, late: bool, packed: bytes) -> Published:
+    """The release of a held chunk, its messages left packed until sent."""
+    return Published(pnid.encode(), _release_head(pnid, "history", phase, order, late), "history", b"", packed)
+
+
+def _release_head(pnid: str, kind: str, phase: int | None, order: int | None, late: bool) -> bytes:
+    """The record up to its messages array: `{..., "messages":`."""
     head = orjson.dumps({"phone_number_id": pnid, "kind": kind, "phase": phase, "chunk_order": order, "late": late})
-    return Published(pnid.encode(), head[:-1] + b',"messages":' + messages + b"}", kind, messages)
+    return head[:-1] + b',"messages":'
 
 
 def merge_unordered(releases: Sequence[Published]) -> list[Published]:
@@ -325,19 +344,17 @@ class Processor:
         incoming_body: bytes | None,
     ) -> None:
         for chunk_id in released:
+            phase, order, is_late = chunk_id.phase, chunk_id.chunk_order, chunk_id in late
             if chunk_id == incoming and incoming_body is not None and tx.get(HELD, _held_key(pnid, chunk_id)) is None:
-                body = incoming_body
-            else:
-                key = _held_key(pnid, chunk_id)
-                packed = tx.get(HELD, key)
-                if packed is None:
-                    raise LookupError(f"held chunk {key} missing from the state")
-                body = codec.unpack(packed)
-                tx.set(HELD, key, None)
-                out.held_delta -= 1
-            out.published.append(
-                release_record(pnid, "history", chunk_id.phase, chunk_id.chunk_order, chunk_id in late, body)
-            )
+                out.published.append(release_record(pnid, "history", phase, order, is_late, incoming_body))
+                continue
+            key = _held_key(pnid, chunk_id)
+            packed = tx.get(HELD, key)
+            if packed is None:
+                raise LookupError(f"held chunk {key} missing from the state")
+            tx.set(HELD, key, None)
+            out.held_delta -= 1
+            out.published.append(held_release(pnid, phase, order, is_late, packed))
 
     def _media(self, tx: _Tx, out: Output, row: MessageRow, partition: int, now: float, *, followup: bool) -> None:
         key = f"{row.phone_number_id}|{row.message_id}"

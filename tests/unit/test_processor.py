@@ -227,7 +227,7 @@ def check(scenario: Scenario, final: FinalTables, outs: list[Output]) -> None:
         (doc["phase"], doc["chunk_order"])
         for out in outs
         for p in out.published
-        if (doc := orjson.loads(p.value))["kind"] == "history"
+        if (doc := orjson.loads(p.payload()))["kind"] == "history"
     ]
     assert sorted(released) == sorted(scenario.chunks)  # each chunk released exactly once
     assert not any(out.dead_letter for out in outs)
@@ -290,7 +290,10 @@ def test_the_sweep_flushes_a_stalled_history_and_expires_media_state() -> None:
     assert processor.sweep(1, now=1000.0).writes == []  # another partition's keys are not touched
     out = processor.sweep(2, now=161.0)
     store.apply(out.writes)
-    assert [(orjson.loads(p.value)["chunk_order"]) for p in out.published] == [2, 3]
+    assert [(orjson.loads(p.payload())["chunk_order"]) for p in out.published] == [2, 3]
+    # Released held chunks stay compressed until sent: a long run of them is not unpacked at once.
+    assert all(p.packed and p.value.endswith(b'"messages":') for p in out.published)
+    assert [len(orjson.loads(p.payload())["messages"]) for p in out.published] == [MSGS_PER_CHUNK] * 2
     assert [gap for _, gap in out.gaps] == [(0, 1)]
     assert store.tables["held_chunks"] == {}
     assert store.tables["media_pending"]
@@ -335,7 +338,7 @@ def test_unordered_releases_merge_into_one_record_per_business_and_kind() -> Non
     b = release_record(PNID, "media", None, None, False, b'[{"message_id":"b"}]')
     live = release_record(PNID, "live", None, None, False, b'[{"message_id":"c"},{"message_id":"d"}]')
     other = release_record(DECLINED_PNID, "media", None, None, False, b'[{"message_id":"e"}]')
-    merged = {(p.key, p.kind): orjson.loads(p.value) for p in merge_unordered([a, live, b, other])}
+    merged = {(p.key, p.kind): orjson.loads(p.payload()) for p in merge_unordered([a, live, b, other])}
     assert [m["message_id"] for m in merged[(PNID.encode(), "media")]["messages"]] == ["a", "b"]
     assert [m["message_id"] for m in merged[(PNID.encode(), "live")]["messages"]] == ["c", "d"]
     assert [m["message_id"] for m in merged[(DECLINED_PNID.encode(), "media")]["messages"]] == ["e"]
