@@ -478,3 +478,15 @@ def test_every_table_reads_with_final(engine: Engine) -> None:
     for table in ("messages", "contacts", "history_sync", "account_events", "dead_letters", "message_statuses",
                   "webhook_errors"):  # fmt: skip
         assert engine.query_rows(f"SELECT count() FROM {table} FINAL") == [(0,)]
+
+
+async def test_final_collapses_each_partition_on_its_own_and_still_one_row_per_key(engine: Engine) -> None:
+    # Partition-wise FINAL is right only because a key never changes partition: months apart, the
+    # same message written twice (placeholder, then enriched) still reads as one row.
+    setting = "SELECT getSetting('do_not_merge_across_partitions_select_final')"
+    assert engine.query_rows(setting) == [(True,)]
+    assert engine.query_readonly(setting, "CSV") == b"true\n"
+    rows = [message(f"wamid.p{i}", complete=False, sent_at=T0 - i * 86_400 * 31) for i in range(6)]
+    await write(engine, "messages", rows)
+    await write(engine, "messages", [row._replace(type="image", version=message_version(True, "")) for row in rows])
+    assert final_rows(engine, "SELECT count(), countIf(type = 'image') FROM messages") == [(6, 6)]
