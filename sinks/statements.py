@@ -13,6 +13,18 @@ READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "E
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
+# Functions that read outside the database: files of the host running the engine (on the embedded
+# engine, the worker's machine, whatever its user may read), URLs, object stores, other servers,
+# programs. `readonly` lets them through; analyst SQL has no use for them here.
+OUTSIDE_FUNCTIONS = frozenset(
+    {
+        "FILE", "FILECLUSTER", "URL", "URLCLUSTER", "S3", "S3CLUSTER", "GCS", "OSS", "COSN", "HDFS",
+        "HDFSCLUSTER", "AZUREBLOBSTORAGE", "AZUREBLOBSTORAGECLUSTER", "REMOTE", "REMOTESECURE", "CLUSTER",
+        "CLUSTERALLREPLICAS", "MYSQL", "POSTGRESQL", "SQLITE", "ODBC", "JDBC", "MONGODB", "REDIS",
+        "EXECUTABLE", "ICEBERG", "DELTALAKE", "HUDI", "PYTHON",
+    }
+)  # fmt: skip
+
 
 class StatementRefused(ValueError):
     """The statement is not one the caller may run here; the message says why."""
@@ -89,6 +101,9 @@ def check_read_only(sql: str) -> str:
         raise StatementRefused(f"only read-only statements are allowed ({allowed}), not {words[0]}")
     if any(a == "INTO" and b == "OUTFILE" for a, b in itertools.pairwise(words)):
         raise StatementRefused("INTO OUTFILE writes a file; not allowed")
+    for a, b in itertools.pairwise(words):
+        if b == "(" and a in OUTSIDE_FUNCTIONS:
+            raise StatementRefused(f"{a.lower()}() reads outside the database; not allowed")
     return sql.strip().rstrip(";").rstrip()
 
 

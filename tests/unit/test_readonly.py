@@ -28,6 +28,8 @@ TABLES = frozenset({"messages", "message_statuses"})
         "/* block */ SELECT 'a;b' -- trailing ; comment",
         "SELECT `weird;name` FROM t",
         "SELECT 1 SETTINGS final = 1",
+        "SELECT file, url FROM (SELECT 1 AS file, 2 AS url)",
+        "SELECT 'file(x)'",
     ],
 )
 def test_read_only_statements_pass(sql: str) -> None:
@@ -50,6 +52,11 @@ def test_read_only_statements_pass(sql: str) -> None:
         ("SELECT 'unterminated", "unterminated"),
         ("/* SELECT */ DELETE FROM messages WHERE 1", "not DELETE"),
         ("SET readonly = 0", "not SET"),
+        ("SELECT count() FROM file('/etc/hostname', 'LineAsString')", "file\\(\\) reads outside"),
+        ("SELECT file('/etc/passwd')", "file\\(\\) reads outside"),
+        ("SELECT * FROM url ('http://x/y', CSV)", "url\\(\\) reads outside"),
+        ("SELECT * FROM remote('h', system.one)", "remote"),
+        ("SELECT * FROM s3Cluster('c', 'https://b/k')", "s3cluster"),
     ],
 )
 def test_writes_and_tricks_are_refused(sql: str, reason: str) -> None:
