@@ -57,6 +57,7 @@ class Child:
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self._log_file = log_file
         self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
+        self.started_at = time.monotonic()
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -81,7 +82,6 @@ def tend(child: Child, now: float, out: TextIO) -> None:
     if child.proc is None:
         if now >= child.next_start:
             child.start()
-            child.started_at = now
         return
     if child.alive():
         if now - child.started_at >= STABLE_S:
@@ -196,7 +196,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     for child in children:
         child.start()
-        child.started_at = time.monotonic()
     sys.stdout.write(banner(settings, secret_from_file) + "\n")
     sys.stdout.flush()
 

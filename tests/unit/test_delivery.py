@@ -82,12 +82,17 @@ def test_paused_flow_full_buffer_or_locked_conductor_race_as_faust_does() -> Non
     run(go)
 
 
+async def hand_over_to_a_full_queue(h: Harness) -> asyncio.Future[Any]:
+    """Fills the queue with "a", "b", then starts handing "c" over."""
+    await h.hand_over("a")
+    await h.hand_over("b")
+    return asyncio.ensure_future(h.hand_over("c"))
+
+
 def test_a_full_queue_is_waited_out_then_handed_over_directly() -> None:
     async def go() -> None:
         h = Harness()
-        await h.hand_over("a")
-        await h.hand_over("b")
-        waiting = asyncio.ensure_future(h.hand_over("c"))
+        waiting = await hand_over_to_a_full_queue(h)
         await asyncio.sleep(0.05)
         assert not waiting.done()  # the queue is full: the hand-over waits for room
         assert h.queue.get_nowait() == "a"
@@ -101,9 +106,7 @@ def test_a_full_queue_is_waited_out_then_handed_over_directly() -> None:
 def test_a_flow_suspended_while_waiting_for_room_races_as_faust_does() -> None:
     async def go() -> None:
         h = Harness()
-        await h.hand_over("a")
-        await h.hand_over("b")
-        waiting = asyncio.ensure_future(h.hand_over("c"))
+        waiting = await hand_over_to_a_full_queue(h)
         await asyncio.sleep(0.02)
         h.suspend_flow.set()
         assert await waiting == "raced"
