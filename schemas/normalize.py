@@ -5,11 +5,13 @@ chunk of thousands of messages costs one pass with a few dict lookups and one `o
 (the `raw` column) per message. `schemas.models` is the validated view of the same forms; the
 checks here are the same ones, so a model-valid value always normalizes.
 
-Malformed input: the whole change is refused with one `ChangeError(path, expected)`, the path
-naming the first bad field (e.g. `$.value.history[0].threads[2].messages[5].timestamp`). A bad
-message inside a big chunk therefore sends the change to `dead_letters` intact and nothing of it
-is half-written. Only what is stored as a key, a time or a status is checked; content fields
-(a caption that is not a string, say) are read leniently as ''.
+Malformed input: an item of a list that cannot be read (a message, a status, a contact change)
+is set aside as one `Rejected(path, expected, raw)`, the path naming its first bad field (e.g.
+`$.value.history[0].threads[2].messages[5].timestamp`), and the rest of the change goes on: one bad
+message does not cost the thousands of good ones in its chunk. A change whose frame cannot be read
+(its metadata, a chunk's phase, a thread's id, a list that is not a list) is refused whole with one
+`ChangeError(path, expected)`. Only what is stored as a key, a time or a status is checked; content
+fields (a caption that is not a string, say) are read leniently as ''.
 
 Per message (all sources):
 
@@ -92,6 +94,20 @@ class HistoryChunk:
     messages: list[MessageRow]  # source 'history'; placeholders: type media_placeholder, incomplete
 
 
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One unreadable item of a change, kept for `dead_letters` while the rest is processed."""
+
+    path: str  # its first bad field, e.g. $.value.history[0].threads[2].messages[5].timestamp
+    expected: str
+    raw: str  # the item as received (JSON)
+
+    @property
+    def error(self) -> str:
+        """As `dead_letters.error` holds a refused change's: `ChangeError: <path>: <expected>`."""
+        return f"{ChangeError.__name__}: {self.path}: {self.expected}"
+
+
 @dataclass(slots=True)
 class Normalized:
     field: str
@@ -106,6 +122,10 @@ class Normalized:
     statuses: list[StatusRow] = dc_field(default_factory=list)
     account_events: list[AccountEventRow] = dc_field(default_factory=list)
     errors: list[WebhookErrorRow] = dc_field(default_factory=list)  # every other reported error
+    rejected: list[Rejected] = dc_field(default_factory=list)  # unreadable items, left out of the rows
+
+    def reject(self, at: str, bad: _Bad, item: Any) -> None:
+        self.rejected.append(Rejected(f"$.value{at}{bad.rel}", bad.expected, _dumps(item)))
 
 
 class _Bad(Exception):
@@ -185,12 +205,13 @@ def _history(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) 
                 try:
                     row = _message_row(message, SOURCE_HISTORY, pnid, waba_id, biz, contact, phase, chunk_order)
                 except _Bad as bad:  # try is free in 3.11 until it raises
-                    raise _Bad(f"{tat}.messages[{i}]{bad.rel}", bad.expected) from None
+                    out.reject(f"{tat}.messages[{i}]", bad, message)
+                    continue
                 rows.append(row)
                 if row.error_code is not None:
                     out.errors.extend(_message_errors(message, row, field, occurred_at))
         out.history_chunks.append(HistoryChunk(phase, chunk_order, progress, rows))
-    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, field, occurred_at, out.errors)
+    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, occurred_at, out)
     return out
 
 
@@ -198,50 +219,56 @@ def _state_sync(field: str, value: dict[str, Any], waba_id: str, occurred_at: in
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
     for k, item in enumerate(_list(value, "state_sync")):
-        at = f".state_sync[{k}]"
-        if type(item) is not dict:
-            raise _Bad(at, "expected an object")
-        kind = item.get("type")
-        if type(kind) is not str:
-            raise _Bad(f"{at}.type", "expected a string (e.g. 'contact')")
-        if kind != "contact":
-            continue  # carried by the models, not a contact row
-        contact = item.get("contact")
-        if type(contact) is not dict:
-            raise _Bad(f"{at}.contact", "expected an object")
-        wa_id = contact.get("phone_number")
-        if type(wa_id) is not str or not wa_id:
-            raise _Bad(f"{at}.contact.phone_number", "expected the contact's number (non-empty string)")
-        action = item.get("action")
-        if action not in ("add", "remove"):
-            raise _Bad(f"{at}.action", "expected 'add' or 'remove'")
-        meta = item.get("metadata")
-        if type(meta) is not dict:
-            raise _Bad(f"{at}.metadata", "expected an object with `timestamp`")
-        changed_at = _timestamp(meta.get("timestamp"), f"{at}.metadata.timestamp")
-        deleted = action == "remove"
-        # A removal is a tombstone: the names go, the key stays so the newest change wins.
-        full_name = "" if deleted else _str(contact.get("full_name"))
-        first_name = "" if deleted else _str(contact.get("first_name"))
-        out.contacts.append(
-            ContactRow(
-                phone_number_id=pnid,
-                contact_wa_id=wa_id,
-                full_name=full_name,
-                first_name=first_name,
-                deleted=int(deleted),
-                changed_at=changed_at,
-                waba_id=waba_id,
-                version=contact_version(changed_at, deleted),
-            )
-        )
+        try:
+            row = _contact_change(item, pnid, waba_id)
+        except _Bad as bad:
+            out.reject(f".state_sync[{k}]", bad, item)
+            continue
+        if row is not None:
+            out.contacts.append(row)
     return out
+
+
+def _contact_change(item: Any, pnid: str, waba_id: str) -> ContactRow | None:
+    """One `state_sync` item -> its contact row; None for an item of another type."""
+    if type(item) is not dict:
+        raise _Bad("", "expected an object")
+    kind = item.get("type")
+    if type(kind) is not str:
+        raise _Bad(".type", "expected a string (e.g. 'contact')")
+    if kind != "contact":
+        return None  # carried by the models, not a contact row
+    contact = item.get("contact")
+    if type(contact) is not dict:
+        raise _Bad(".contact", "expected an object")
+    wa_id = contact.get("phone_number")
+    if type(wa_id) is not str or not wa_id:
+        raise _Bad(".contact.phone_number", "expected the contact's number (non-empty string)")
+    action = item.get("action")
+    if action not in ("add", "remove"):
+        raise _Bad(".action", "expected 'add' or 'remove'")
+    meta = item.get("metadata")
+    if type(meta) is not dict:
+        raise _Bad(".metadata", "expected an object with `timestamp`")
+    changed_at = _timestamp(meta.get("timestamp"), ".metadata.timestamp")
+    deleted = action == "remove"
+    # A removal is a tombstone: the names go, the key stays so the newest change wins.
+    return ContactRow(
+        phone_number_id=pnid,
+        contact_wa_id=wa_id,
+        full_name="" if deleted else _str(contact.get("full_name")),
+        first_name="" if deleted else _str(contact.get("first_name")),
+        deleted=int(deleted),
+        changed_at=changed_at,
+        waba_id=waba_id,
+        version=contact_version(changed_at, deleted),
+    )
 
 
 def _echoes(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
-    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), field, occurred_at, out.errors)
+    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), occurred_at, out)
     return out
 
 
@@ -273,34 +300,42 @@ def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at
 def _cloud_api(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
-    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), field, occurred_at, out.errors)
+    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), occurred_at, out)
     for k, status in enumerate(_list(value, "statuses")):
-        at = f".statuses[{k}]"
-        if type(status) is not dict:
-            raise _Bad(at, "expected an object")
-        message_id = status.get("id")
-        if type(message_id) is not str or not message_id:
-            raise _Bad(f"{at}.id", "expected the message id (non-empty string)")
-        state = status.get("status")
-        if type(state) is not str or not state:
-            raise _Bad(f"{at}.status", "expected a status (non-empty string)")
-        status_at = _timestamp(status.get("timestamp"), f"{at}.timestamp")
-        recipient = status.get("recipient_id", "")
-        if type(recipient) is not str:
-            raise _Bad(f"{at}.recipient_id", "expected a string")
-        errors = status.get("errors")
-        code: int | None = None
-        if errors is not None:
-            errors = _list(status, "errors", at)
-            for e, error in enumerate(errors):
-                row = _error_row(error, f"{at}.errors[{e}]", pnid, waba_id, field, message_id, occurred_at)
-                out.errors.append(row)
-                if e == 0:
-                    code = row.code
-        out.statuses.append(StatusRow(pnid, message_id, recipient, state.lower(), status_at, code, _dumps(status)))
+        try:
+            row, errors = _status(status, pnid, waba_id, field, occurred_at)
+        except _Bad as bad:
+            out.reject(f".statuses[{k}]", bad, status)
+            continue
+        out.statuses.append(row)
+        out.errors.extend(errors)
     for k, error in enumerate(_list(value, "errors")):
         out.errors.append(_error_row(error, f".errors[{k}]", pnid, waba_id, field, "", occurred_at))
     return out
+
+
+def _status(
+    status: Any, pnid: str, waba_id: str, field: str, occurred_at: int
+) -> tuple[StatusRow, list[WebhookErrorRow]]:
+    """One `statuses` item -> its status row and the errors it reports."""
+    if type(status) is not dict:
+        raise _Bad("", "expected an object")
+    message_id = status.get("id")
+    if type(message_id) is not str or not message_id:
+        raise _Bad(".id", "expected the message id (non-empty string)")
+    state = status.get("status")
+    if type(state) is not str or not state:
+        raise _Bad(".status", "expected a status (non-empty string)")
+    status_at = _timestamp(status.get("timestamp"), ".timestamp")
+    recipient = status.get("recipient_id", "")
+    if type(recipient) is not str:
+        raise _Bad(".recipient_id", "expected a string")
+    errors = [
+        _error_row(error, f".errors[{e}]", pnid, waba_id, field, message_id, occurred_at)
+        for e, error in enumerate(_list(status, "errors"))
+    ]
+    code = errors[0].code if errors else None
+    return StatusRow(pnid, message_id, recipient, state.lower(), status_at, code, _dumps(status)), errors
 
 
 _READERS = {
@@ -321,19 +356,19 @@ def _messages(
     pnid: str,
     waba_id: str,
     biz: frozenset[str] | tuple[()],
-    field: str,
     occurred_at: int,
-    errors_out: list[WebhookErrorRow],
+    out: Normalized,
 ) -> list[MessageRow]:
     rows: list[MessageRow] = []
     for i, message in enumerate(_list(value, key)):
         try:
             row = _message_row(message, source, pnid, waba_id, biz, "", None, None)
         except _Bad as bad:
-            raise _Bad(f".{key}[{i}]{bad.rel}", bad.expected) from None
+            out.reject(f".{key}[{i}]", bad, message)
+            continue
         rows.append(row)
         if row.error_code is not None:
-            errors_out.extend(_message_errors(message, row, field, occurred_at))
+            out.errors.extend(_message_errors(message, row, out.field, occurred_at))
     return rows
 
 

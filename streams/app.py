@@ -346,9 +346,9 @@ class StreamWorker:
         if out.statuses:
             self.writer.add_statuses(out.statuses)
             metrics.ROWS.labels("message_statuses").inc(len(out.statuses))
-        if out.dead_letter:
+        for error in out.dead_letters:
             metrics.DEAD_LETTERS.labels(topic).inc()
-            log.warning("dead letter from %s: %s", topic, out.dead_letter)
+            log.warning("dead letter from %s: %s", topic, error)
         for pnid, gap in out.gaps:
             log.warning("history gap: %s phase %s chunk_order %s never arrived", pnid, gap.phase, gap.chunk_order)
         if out.gaps:

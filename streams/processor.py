@@ -89,7 +89,7 @@ class Output:
     writes: list[Write] = field(default_factory=list)  # state changes, in order
     gaps: list[tuple[str, ChunkId]] = field(default_factory=list)
     held_delta: int = 0  # chunks newly held minus chunks released from hold
-    dead_letter: str = ""  # the error, when the record went to dead_letters
+    dead_letters: list[str] = field(default_factory=list)  # the errors of what went to dead_letters
 
     def add(self, table: str, rows: Sequence[Any]) -> None:
         if rows:
@@ -155,11 +155,14 @@ def messages_json(rows: Sequence[MessageRow]) -> bytes:
     out = []
     fragment = orjson.Fragment
     for row in rows:
-        message: dict[str, Any] = row._asdict()
-        del message["version"]
+        # zip stops before `version`; faster than `_asdict()` and a delete
+        message: dict[str, Any] = dict(zip(_MESSAGE_FIELDS, row, strict=False))
         message["raw"] = fragment(row.raw)
         out.append(message)
     return orjson.dumps(out)
+
+
+_MESSAGE_FIELDS = MessageRow._fields[:-1]  # every column but `version`, the last one
 
 
 def release_record(
@@ -208,7 +211,10 @@ class Processor:
         self.media_followup_window_s = media_followup_window_s
 
     def process(self, record: Record, now: float) -> Output:
-        """Everything one record implies; a dead letter (and nothing else) if it cannot be processed."""
+        """Everything one record implies; a dead letter (and nothing else) if it cannot be processed.
+
+        An unreadable item inside it (a message, a status, a contact change) is one dead letter of
+        its own, holding that item, and the rest of the record is processed."""
         out = Output()
         try:
             change = decode_record(record.value)
@@ -219,19 +225,24 @@ class Processor:
             self._apply(tx, out, normalized, record.partition, int(change.received_at or now), now)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            out = Output(dead_letter=error)
+            out = Output(dead_letters=[error])
             out.add("dead_letters", [self.dead_letter(record, error, now)])
+            return out
+        for item in normalized.rejected:
+            out.dead_letters.append(item.error)
+            out.add("dead_letters", [self.dead_letter(record, item.error, now, item.raw)])
         return out
 
     @staticmethod
-    def dead_letter(record: Record, error: str, now: float) -> DeadLetterRow:
+    def dead_letter(record: Record, error: str, now: float, raw: str | None = None) -> DeadLetterRow:
+        """`raw` is the record's value unless one item of it is meant."""
         return DeadLetterRow(
             topic=record.topic,
             partition=record.partition,
             offset=record.offset,
             key=(record.key or b"").decode("utf-8", "replace"),
             error=error,
-            raw=record.value.decode("utf-8", "replace"),
+            raw=record.value.decode("utf-8", "replace") if raw is None else raw,
             failed_at=now,
         )
 

@@ -362,3 +362,32 @@ async def test_workers_joining_and_leaving_while_records_arrive_end_in_the_same_
     await asyncio.to_thread(cluster.stop, first)
     expected = _expected(scenario)
     assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+
+
+async def test_bad_records_and_bad_messages_land_in_dead_letters_and_the_rest_goes_on(cluster: Cluster) -> None:
+    # An echo webhook with a good message and one without its `to`, then a record that is not JSON.
+    echo = {"from": "15550783881", "id": "wamid.echo.good", "timestamp": "1739230000", "type": "text", "to": "1650"}
+    value = {"metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+             "message_echoes": [echo, {**echo, "id": "wamid.echo.bad", "to": None}]}  # fmt: skip
+    change = {"field": "smb_message_echoes", "value": value}
+    body = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]})
+    cluster.start("w1")
+    engine = await asyncio.to_thread(cluster.engine)
+    recs = records([body], cluster.prefix)
+    await _produce(cluster.bootstrap, [*recs, (f"{cluster.prefix}history", PNID.encode(), b"{not json")])
+    deadline = time.monotonic() + WAIT_S
+    letters: list[tuple[Any, ...]] = []
+    while time.monotonic() < deadline and len(letters) < 2:
+        letters = engine.query_rows("SELECT topic, key, error, raw FROM dead_letters ORDER BY topic")
+        await asyncio.sleep(0.5)
+    assert [(topic, key) for topic, key, _, _ in letters] == [
+        (f"{cluster.prefix}history", PNID),
+        (f"{cluster.prefix}smb_message_echoes", PNID),
+    ]
+    assert letters[0][2].startswith("EnvelopeError") and letters[0][3] == "{not json"
+    assert letters[1][2] == "ChangeError: $.value.message_echoes[1].to: " + (
+        "expected the WhatsApp user's number (non-empty string)"
+    )
+    assert orjson.loads(letters[1][3])["id"] == "wamid.echo.bad"
+    rows = engine.query_rows("SELECT message_id, source, direction FROM messages FINAL")
+    assert rows == [("wamid.echo.good", "echo", "outbound")]

@@ -498,15 +498,39 @@ MSG = "$.value.history[0].threads[1].messages[2]"
     ],
 )
 def test_malformed_change_names_the_bad_field(field: str, value: dict[str, Any], path: str) -> None:
-    with pytest.raises(ChangeError) as caught:
-        norm(field, value)
-    assert caught.value.path == path
-    assert caught.value.expected
-    assert str(caught.value).startswith(f"{path}: ")
+    assert _refused_at(field, value) == path
     # The validated view refuses the same value, at the same place or above it.
     with pytest.raises(ChangeError) as by_model:
         validate_value(field, value)
     assert path.startswith(by_model.value.path)
+
+
+ITEM_LISTS = ("messages", "message_echoes", "statuses", "state_sync")
+
+
+def _refused_at(field: str, value: dict[str, Any]) -> str:
+    """Where normalizing finds `value` malformed: an item of a list is set aside alone (the rest of
+    the change is read), anything else refuses the whole change."""
+    try:
+        out = norm(field, value)
+    except ChangeError as caught:
+        assert caught.expected and str(caught).startswith(f"{caught.path}: ")
+        assert not any(f".{name}[" in caught.path for name in ITEM_LISTS), "one bad item refused the change"
+        return caught.path
+    (item,) = out.rejected
+    assert item.expected and item.error == f"ChangeError: {item.path}: {item.expected}"
+    assert any(f".{name}[" in item.path for name in ITEM_LISTS)
+    return item.path
+
+
+def test_a_malformed_message_is_set_aside_and_the_rest_of_its_chunk_is_read() -> None:
+    value = chunk_value(timestamp="soon")
+    out = norm("history", value)
+    (item,) = out.rejected
+    assert item.path == f"{MSG}.timestamp"
+    assert orjson.loads(item.raw) == value["history"][0]["threads"][1]["messages"][2]
+    ((chunk_order, ids),) = [(c.chunk_order, [m.message_id for m in c.messages]) for c in out.history_chunks]
+    assert (chunk_order, ids) == (1, ["wamid.0", "wamid.1"])
 
 
 def test_value_must_be_an_object() -> None:
@@ -595,7 +619,7 @@ def test_invariants(change: tuple[str, dict[str, Any]], entry_time: int | None) 
 
 @PROPERTY
 @given(s.history_chunk_values(max_threads=3, max_messages=4), st.data())
-def test_a_broken_message_rejects_the_whole_chunk_with_its_path(value: dict[str, Any], data: st.DataObject) -> None:
+def test_a_broken_message_is_set_aside_alone_with_its_path(value: dict[str, Any], data: st.DataObject) -> None:
     places = [(t, m) for t, thread in enumerate(value["history"][0]["threads"]) for m in range(len(thread["messages"]))]
     if not places:
         return
@@ -609,9 +633,10 @@ def test_a_broken_message_rejects_the_whole_chunk_with_its_path(value: dict[str,
     else:
         message[key] = bad
     path = f"$.value.history[0].threads[{t}].messages[{m}].{key}"
-    with pytest.raises(ChangeError) as caught:
-        norm("history", value)
-    assert caught.value.path == path
+    out = norm("history", value)
+    assert [item.path for item in out.rejected] == [path]
+    kept = sum(len(thread["messages"]) for thread in value["history"][0]["threads"]) - 1
+    assert sum(len(chunk.messages) for chunk in out.history_chunks) == kept
     with pytest.raises(ChangeError) as by_model:
         validate_value("history", value)
     assert by_model.value.path == path

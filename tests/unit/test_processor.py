@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from schemas.routing import split_delivery, topic_name
-from streams.processor import DictStore, Output, Processor, Record
+from schemas.rows import MessageRow
+from streams.processor import DictStore, Output, Processor, Record, messages_json
 
 WABA = "102290129340398"
 PNID = "106540352242922"
@@ -230,7 +231,7 @@ def check(scenario: Scenario, final: FinalTables, outs: list[Output]) -> None:
         if (doc := orjson.loads(p.payload()))["kind"] == "history"
     ]
     assert sorted(released) == sorted(scenario.chunks)  # each chunk released exactly once
-    assert not any(out.dead_letter for out in outs)
+    assert not any(out.dead_letters for out in outs)
 
 
 @settings(max_examples=25, deadline=None)
@@ -342,3 +343,36 @@ def test_unordered_releases_merge_into_one_record_per_business_and_kind() -> Non
     assert [m["message_id"] for m in merged[(PNID.encode(), "media")]["messages"]] == ["a", "b"]
     assert [m["message_id"] for m in merged[(PNID.encode(), "live")]["messages"]] == ["c", "d"]
     assert [m["message_id"] for m in merged[(DECLINED_PNID.encode(), "media")]["messages"]] == ["e"]
+
+
+def test_a_published_message_has_every_column_but_version_and_its_raw_as_an_object() -> None:
+    row = MessageRow(
+        PNID, "waba", "wamid.1", "15550001", "inbound", "history", "text", "hi", "", "", "read",
+        1739212624, 0, 3, '{"id":"wamid.1","type":"text"}', "", None, 260,
+    )  # fmt: skip
+    [message] = orjson.loads(messages_json([row]))
+    assert list(message) == [name for name in MessageRow._fields if name != "version"]
+    assert message["raw"] == {"id": "wamid.1", "type": "text"}
+    assert (message["sent_at"], message["history_chunk_order"], message["error_code"]) == (1739212624, 3, None)
+
+
+def test_a_bad_message_is_a_dead_letter_of_its_own_and_its_chunk_goes_on() -> None:
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    body = orjson.loads(_chunk_body(0, 0, 100))
+    thread = body["entry"][0]["changes"][0]["value"]["history"][0]["threads"][0]
+    del thread["messages"][2]["timestamp"]
+    ((topic, key, value),) = records([orjson.dumps(body)])
+    out = processor.process(Record(topic, 1, 7, key, value), now=5.0)
+    (row,) = out.rows["dead_letters"]
+    assert (row.topic, row.partition, row.offset, row.key) == ("coex.history", 1, 7, PNID)
+    assert row.error == "ChangeError: $.value.history[0].threads[0].messages[2].timestamp: " + (
+        "expected a unix timestamp in seconds (integer or digit string)"
+    )
+    assert orjson.loads(row.raw) == thread["messages"][2]
+    assert out.dead_letters == [row.error]
+    assert sorted(m.message_id for m in out.rows["messages"]) == [_mid(0, 0, 0), _mid(0, 0, 1)]
+    [published] = [orjson.loads(p.payload()) for p in out.published if p.kind == "history"]
+    assert [m["message_id"] for m in published["messages"]] == [_mid(0, 0, 0), _mid(0, 0, 1)]
+    (sync,) = out.rows["history_sync"]
+    assert (sync.chunks_received, sync.messages_received) == (1, 2)
