@@ -19,6 +19,7 @@ from coex.settings import Settings
 QueryRows = Callable[[str], list[tuple[Any, ...]]]
 SOURCES: tuple[str, ...] = ("history", "echo", "cloud_api")
 OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED", "ACCOUNT_DELETED"})
+ONBOARDING_EVENTS = frozenset({"PARTNER_ADDED"})  # the partner is back after a removal
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -40,8 +41,15 @@ class BusinessStatus:
         return sum(self.messages.values())
 
     @property
-    def offboarded(self) -> bool:
-        return any(e in OFFBOARDING_EVENTS for e in self.events)
+    def offboarded(self) -> str:
+        """The offboarding event the business is in ('' if none, or if the partner was added back since)."""
+        current = ""
+        for event in self.events:
+            if event in OFFBOARDING_EVENTS:
+                current = event
+            elif event in ONBOARDING_EVENTS:
+                current = ""
+        return current
 
     def seen(self, at: Any) -> None:
         if at is not None and int(at) > 0:
@@ -76,12 +84,15 @@ def status_queries(database: str) -> dict[str, str]:
 def fetch_status(query_rows: QueryRows, database: str) -> list[BusinessStatus]:
     """Every business any table knows, ordered by phone_number_id."""
     sql = status_queries(database)
-    found: dict[str, BusinessStatus] = {}
+    found: dict[str, BusinessStatus] = {}  # by phone_number_id, or "waba:<id>" for a WABA alone
 
     def business(pnid: Any, waba: Any) -> BusinessStatus:
         row = found.setdefault(str(pnid), BusinessStatus(str(pnid)))
         row.waba_id = row.waba_id or str(waba or "")
         return row
+
+    def waba_alone(waba: Any) -> BusinessStatus:
+        return found.setdefault(f"waba:{waba}", BusinessStatus("", str(waba)))
 
     for pnid, waba, state, progress, chunks, received, updated_at in query_rows(sql["history"]):
         row = business(pnid, waba)
@@ -97,7 +108,7 @@ def fetch_status(query_rows: QueryRows, database: str) -> list[BusinessStatus]:
         row.contacts = int(alive)
         row.seen(last_changed)
     for waba, events, last_event in query_rows(sql["events"]):
-        owners = [r for r in found.values() if r.waba_id == str(waba)] or [business("", waba)]
+        owners = [r for r in found.values() if r.waba_id == str(waba)] or [waba_alone(waba)]
         for row in owners:
             row.events = [str(e) for e in events]
             row.seen(last_event)
@@ -140,7 +151,7 @@ def format_status(rows: Iterable[BusinessStatus]) -> str:
                 str(r.messages_total),
                 _by_source(r),
                 str(r.contacts),
-                ",".join(e for e in r.events if e in OFFBOARDING_EVENTS) or "no",
+                r.offboarded or "no",
                 _when(r.last_update),
             )
         )
@@ -167,7 +178,7 @@ def format_line(row: BusinessStatus) -> str:
         f"{row.contacts} contacts",
     ]
     if row.offboarded:
-        parts.append("offboarded: " + ",".join(e for e in row.events if e in OFFBOARDING_EVENTS))
+        parts.append(f"offboarded: {row.offboarded}")
     return " | ".join(parts)
 
 

@@ -16,7 +16,11 @@ ROWS: dict[str, list[tuple[Any, ...]]] = {
         ("222", "w2", "cloud_api", 3, 1761955400),
     ],
     "contacts": [("111", "w1", 17, 1761955000)],
-    "account_events": [("w2", ["PARTNER_REMOVED"], 1761956000), ("w9", ["ACCOUNT_OFFBOARDED"], 1761957000)],
+    "account_events": [
+        ("w2", ["PARTNER_REMOVED"], 1761956000),
+        ("w9", ["ACCOUNT_OFFBOARDED"], 1761957000),
+        ("w8", ["PARTNER_REMOVED", "PARTNER_ADDED"], 1761958000),
+    ],
 }
 
 
@@ -26,15 +30,16 @@ def fake_query_rows(sql: str) -> list[tuple[Any, ...]]:
 
 
 def test_fetch_merges_every_table_per_business() -> None:
-    rows = {r.phone_number_id: r for r in fetch_status(fake_query_rows, "db")}
-    assert list(rows) == ["111", "222", ""]
+    rows = {r.phone_number_id or r.waba_id: r for r in fetch_status(fake_query_rows, "db")}
+    assert list(rows) == ["111", "222", "w8", "w9"]  # a WABA known only from its events: a row each
     first = rows["111"]
     assert (first.history_state, first.progress, first.messages_received) == ("complete", 100, 2000)
     assert first.messages == {"history": 2000, "echo": 5} and first.messages_total == 2005
     assert first.contacts == 17 and not first.offboarded
     assert first.last_update == 1761955300
-    assert rows["222"].offboarded and rows["222"].events == ["PARTNER_REMOVED"]
-    assert rows[""].waba_id == "w9" and rows[""].offboarded
+    assert rows["222"].offboarded == "PARTNER_REMOVED" and rows["222"].events == ["PARTNER_REMOVED"]
+    assert rows["w9"].phone_number_id == "" and rows["w9"].offboarded == "ACCOUNT_OFFBOARDED"
+    assert rows["w8"].events == ["PARTNER_REMOVED", "PARTNER_ADDED"] and rows["w8"].offboarded == ""
 
 
 def test_queries_read_deduplicated_tables_and_refuse_odd_database_names() -> None:
@@ -47,7 +52,7 @@ def test_queries_read_deduplicated_tables_and_refuse_odd_database_names() -> Non
 def test_format_status_is_a_table_with_one_line_per_business() -> None:
     text = format_status(fetch_status(fake_query_rows, "db"))
     lines = text.splitlines()
-    assert lines[0].startswith("PHONE_NUMBER_ID") and len(lines) == 4
+    assert lines[0].startswith("PHONE_NUMBER_ID") and len(lines) == 5
     assert "2005" in lines[1] and "2000/5/0" in lines[1] and "2025-11-01 00:01:40Z" in lines[1]
     assert "PARTNER_REMOVED" in lines[2]
     assert format_status([]).startswith("no businesses yet")
