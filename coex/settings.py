@@ -50,7 +50,8 @@ class Settings(BaseSettings):
 
     # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.
     sql_port: int = 8123 + 10000
-    sql_max_rows: int = 100_000
+    # High enough to export a business's 180-day history; stops a runaway cross join.
+    sql_max_rows: int = 10_000_000
     sql_max_seconds: int = 60
 
     def masked(self) -> dict[str, object]:

@@ -12,7 +12,7 @@ import sys
 
 from coex.settings import Settings
 from sinks.engine import open_engine
-from sinks.statements import StatementRefused, check_read_only
+from sinks.statements import StatementRefused, check_read_only, split_format
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -27,7 +27,8 @@ def one_line(error: BaseException) -> str:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
-        statement = check_read_only(args.query)
+        statement, inline_format = split_format(args.query)
+        statement = check_read_only(statement)
     except StatementRefused as exc:
         sys.stderr.write(f"coex sql: refused: {exc}\n")
         return EXIT_REFUSED
@@ -37,12 +38,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write(f"coex sql: cannot open ClickHouse {settings.clickhouse_url}: {one_line(exc)}\n")
         return EXIT_FAILED
     try:
-        result = engine.query_readonly(statement, args.format)
+        result = engine.query_readonly(statement, inline_format or args.format)
     except StatementRefused as exc:
         sys.stderr.write(f"coex sql: refused: {one_line(exc)}\n")
         return EXIT_REFUSED
     except Exception as exc:
-        sys.stderr.write(f"coex sql: failed: {one_line(exc)}\n")
+        hint = ""
+        if "TOO_MANY_ROWS" in str(exc):
+            hint = f" (results stop at COEX_SQL_MAX_ROWS={settings.sql_max_rows:,} rows; raise it to export more)"
+        sys.stderr.write(f"coex sql: failed: {one_line(exc)}{hint}\n")
         return EXIT_FAILED
     finally:
         engine.close()

@@ -12,6 +12,7 @@ import re
 READ_ONLY_KEYWORDS = frozenset({"SELECT", "WITH", "SHOW", "DESCRIBE", "DESC", "EXPLAIN", "EXISTS"})
 
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+([A-Za-z_][A-Za-z0-9_]*)\s*(?:;\s*)*$", re.IGNORECASE)
 
 # Functions that read outside the database: files of the host running the engine (on the embedded
 # engine, the worker's machine, whatever its user may read), URLs, object stores, other servers,
@@ -96,15 +97,27 @@ def _one_statement(sql: str) -> list[str]:
 def check_read_only(sql: str) -> str:
     """The statement without trailing `;` when it only reads, else StatementRefused."""
     words = _one_statement(sql)
-    if words[0] not in READ_ONLY_KEYWORDS:
+    first = next((w for w in words if w != "("), words[0])  # `(SELECT ...) UNION ALL (SELECT ...)`
+    if first not in READ_ONLY_KEYWORDS:
         allowed = ", ".join(sorted(READ_ONLY_KEYWORDS))
-        raise StatementRefused(f"only read-only statements are allowed ({allowed}), not {words[0]}")
+        raise StatementRefused(f"only read-only statements are allowed ({allowed}), not {first}")
     if any(a == "INTO" and b == "OUTFILE" for a, b in itertools.pairwise(words)):
         raise StatementRefused("INTO OUTFILE writes a file; not allowed")
     for a, b in itertools.pairwise(words):
         if b == "(" and a in OUTSIDE_FUNCTIONS:
             raise StatementRefused(f"{a.lower()}() reads outside the database; not allowed")
     return sql.strip().rstrip(";").rstrip()
+
+
+def split_format(sql: str) -> tuple[str, str | None]:
+    """A statement's own trailing `FORMAT <name>` taken out of it: (statement, name or None).
+
+    The output format is given to the client apart (it appends its own FORMAT clause)."""
+    words = _one_statement(sql)
+    match = _TRAILING_FORMAT.search(sql)
+    if len(words) < 3 or words[-2] != "FORMAT" or match is None:
+        return sql, None
+    return sql[: match.start()], match.group(1)
 
 
 def check_table_insert(sql: str, tables: frozenset[str], database: str) -> str:

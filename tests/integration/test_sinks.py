@@ -436,6 +436,8 @@ def test_coex_sql_reads_through_the_owner_and_refuses_writes(owned_engine: dict[
     assert (done.returncode, done.stdout) == (0, '{"message_id":"wamid.owned"}\n'), done.stderr
     with_final = coex_sql(owned_engine, "SELECT count() FROM messages SETTINGS final = 1", "--format", "CSV")
     assert (with_final.returncode, with_final.stdout) == (0, "1\n"), with_final.stderr
+    inline = coex_sql(owned_engine, "(SELECT message_id FROM messages FINAL) FORMAT JSONEachRow;")
+    assert (inline.returncode, inline.stdout) == (0, '{"message_id":"wamid.owned"}\n'), inline.stderr
     for statement in (
         "INSERT INTO messages (message_id) VALUES ('x')",
         "DROP TABLE messages",

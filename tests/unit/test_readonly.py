@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sinks.statements import StatementRefused, check_read_only, check_table_insert
+from sinks.statements import StatementRefused, check_read_only, check_table_insert, split_format
 
 TABLES = frozenset({"messages", "message_statuses"})
 
@@ -30,6 +30,7 @@ TABLES = frozenset({"messages", "message_statuses"})
         "SELECT 1 SETTINGS final = 1",
         "SELECT file, url FROM (SELECT 1 AS file, 2 AS url)",
         "SELECT 'file(x)'",
+        "(SELECT 1) UNION ALL (SELECT 2)",
     ],
 )
 def test_read_only_statements_pass(sql: str) -> None:
@@ -57,11 +58,27 @@ def test_read_only_statements_pass(sql: str) -> None:
         ("SELECT * FROM url ('http://x/y', CSV)", "url\\(\\) reads outside"),
         ("SELECT * FROM remote('h', system.one)", "remote"),
         ("SELECT * FROM s3Cluster('c', 'https://b/k')", "s3cluster"),
+        ("(DROP TABLE messages)", "not DROP"),
     ],
 )
 def test_writes_and_tricks_are_refused(sql: str, reason: str) -> None:
     with pytest.raises(StatementRefused, match=reason):
         check_read_only(sql)
+
+
+@pytest.mark.parametrize(
+    ("sql", "statement", "fmt"),
+    [
+        ("SELECT 1 FORMAT JSONEachRow", "SELECT 1", "JSONEachRow"),
+        ("select * from messages final format CSV ;", "select * from messages final", "CSV"),
+        ("SELECT 1\nFORMAT\tVertical", "SELECT 1", "Vertical"),
+        ("SELECT 1", "SELECT 1", None),
+        ("SELECT 1 AS format", "SELECT 1 AS format", None),
+        ("SELECT 'x FORMAT CSV'", "SELECT 'x FORMAT CSV'", None),
+    ],
+)
+def test_a_statement_s_own_format_is_taken_out(sql: str, statement: str, fmt: str | None) -> None:
+    assert split_format(sql) == (statement, fmt)
 
 
 def test_trailing_semicolons_are_dropped() -> None:
