@@ -1,9 +1,10 @@
 """Writing one delivery's records to Kafka and knowing whether Kafka is reachable.
 
-One long-lived idempotent producer (acks=all). A keeper task starts it (retrying with backoff
-while the broker is away), then refreshes metadata every few seconds; `ready()` says the
-producer is connected and that metadata is fresh. The producer reconnects by itself after an
-outage, so the service recovers without a restart.
+One long-lived idempotent producer (acks=all). A keeper task starts it and creates the topics
+(retrying with backoff while the broker is away: the HTTP side serves meanwhile, /readyz and
+POST answering 503), then refreshes metadata every few seconds; `ready()` says the producer is
+connected and that metadata is fresh. The producer reconnects by itself after an outage, so the
+service recovers without a restart.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from coex.settings import Settings
 from ingest.errors import KafkaUnavailable, TooLarge
+from ingest.topics import ensure_topics
 from schemas.routing import ChangeRecord, topic_name
 
 log = logging.getLogger(__name__)
@@ -155,13 +157,19 @@ class KafkaPublisher:
             try:
                 async with asyncio.timeout(self._timeout):
                     await producer.start()
+                    await ensure_topics(self._settings)
             except BaseException as exc:
                 # Also on cancellation (stop() while connecting): close what was half opened.
                 with contextlib.suppress(Exception):
                     await producer.stop()
                 if not isinstance(exc, KafkaError | OSError | TimeoutError):
                     raise
-                log.warning("Kafka producer cannot start (%r); retrying in %.2f s", exc, backoff)
+                log.warning(
+                    "Kafka at %s is not ready (%r); POST /webhook answers 503, retrying in %.2f s",
+                    self._settings.kafka_bootstrap,
+                    exc,
+                    backoff,
+                )
                 self._first_attempt.set()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, BACKOFF_MAX_S)

@@ -1,40 +1,22 @@
-"""`coex ingest`: create the topics, then serve the app with uvicorn (uvloop/httptools if present)."""
+"""`coex ingest`: serve the app with uvicorn (uvloop/httptools if present).
+
+It serves at once, Kafka or not: /healthz answers, /readyz and POST /webhook answer 503 until the
+publisher has reached Kafka and created the topics (ingest.publisher), so an orchestrator sees a
+live process waiting for its broker and the platform retries."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import time
 
 import uvicorn
-from aiokafka.errors import KafkaError
 
 from coex.memory import pace_gc
 from coex.settings import Settings
 from ingest.app import create_app
 from ingest.state import InsecureConfig
-from ingest.topics import ensure_topics
 
 log = logging.getLogger(__name__)
-
-KAFKA_WAIT_S = 60.0
-
-
-def wait_for_topics(settings: Settings, within_s: float = KAFKA_WAIT_S) -> None:
-    """Create the topics, retrying with backoff while Kafka does not answer yet."""
-    deadline = time.monotonic() + within_s
-    backoff = 0.5
-    while True:
-        try:
-            asyncio.run(ensure_topics(settings))
-            return
-        except (KafkaError, OSError) as exc:
-            if time.monotonic() + backoff > deadline:
-                raise
-            log.warning("Kafka at %s does not answer yet (%r); retrying", settings.kafka_bootstrap, exc)
-            time.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
@@ -44,11 +26,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except InsecureConfig as exc:
         log.error("%s", exc)
         return 2
-    try:
-        wait_for_topics(settings)
-    except (KafkaError, OSError) as exc:
-        log.error("Kafka at %s did not answer within %.0f s: %r", settings.kafka_bootstrap, KAFKA_WAIT_S, exc)
-        return 1
     config = uvicorn.Config(
         app,
         host=settings.ingest_host,

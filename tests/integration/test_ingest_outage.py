@@ -4,17 +4,29 @@ without a restart. Uses a throwaway broker of its own, never the session's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from ingest.topics import ensure_topics
-from tests.integration.ingest_kit import change, envelope, ingest_client, ingest_settings, records_written, signed
+from tests.integration.ingest_kit import (
+    SECRET,
+    change,
+    envelope,
+    ingest_client,
+    ingest_settings,
+    records_written,
+    signed,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "kafka-local.sh"
@@ -99,3 +111,51 @@ async def test_503_while_the_broker_is_down_then_recovers_by_itself(
         metrics = (await client.get("/metrics")).text
     assert 'coex_ingest_requests_total{code="503",method="POST"}' in metrics
     assert await records_written(broker.bootstrap, settings) >= 3
+
+
+@pytest.mark.timeout(400)
+async def test_coex_ingest_serves_before_kafka_is_up_and_takes_webhooks_once_it_is(
+    tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    (tmp_path / "kafka").mkdir()
+    broker = Broker(tmp_path / "kafka")  # not started yet
+    settings = ingest_settings(broker.bootstrap, unique("it-late-") + ".")
+    port = free_port_pair()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
+    env.update(
+        COEX_KAFKA_BOOTSTRAP=broker.bootstrap,
+        COEX_TOPIC_PREFIX=settings.topic_prefix,
+        COEX_TOPIC_PARTITIONS=str(settings.topic_partitions),
+        COEX_APP_SECRET=SECRET,
+        COEX_INGEST_HOST="127.0.0.1",
+        COEX_INGEST_PORT=str(port),
+    )
+    proc = subprocess.Popen([sys.executable, "-m", "coex.cli", "ingest"], env=env, cwd=ROOT)
+    body = envelope(("waba1", [change("messages", "111", messages=[{"id": "wamid.late"}])]))
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, "coex ingest exited without Kafka"
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/healthz")).status_code == 200:
+                        break
+                assert time.monotonic() < deadline, "coex ingest never answered /healthz without Kafka"
+                await asyncio.sleep(0.2)
+            assert (await client.get("/readyz")).status_code == 503
+            refused = await client.post("/webhook", content=body, headers=signed(body))
+            assert refused.status_code == 503 and int(refused.headers["retry-after"]) > 0
+
+            broker.run("start")
+            try:
+                await post_until(client, body, 200, within_s=90)
+                assert (await client.get("/readyz")).status_code == 200
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+                assert await records_written(broker.bootstrap, settings) >= 1
+                broker.run("stop")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
