@@ -251,7 +251,13 @@ class StreamWorker:
            ended, and are fetched from the committed offsets only.
         2. aiokafka's seek_to_committed leaves a partition without a committed offset where it was,
            past what faust skipped when the rebalance began. It starts again from the beginning,
-           as `consumer_auto_offset_reset="earliest"` started it (replays are idempotent).
+           as `consumer_auto_offset_reset="earliest"` started it (replays are idempotent). Which
+           partitions have no committed offset is the broker's answer to this very seek: faust's
+           fetcher also seeks when it finds the flow stopped, while recovery runs, and that seek
+           already filled `_committed_offset` in, so the seek at the end of recovery (the one that
+           counts) would leave those partitions wherever the fetcher moved them meanwhile (aiokafka
+           hands over the records of paused partitions when faust's set of active partitions is
+           momentarily empty; faust drops them).
         """
         app: Any = self.app
         consumer: Any = app.consumer
@@ -259,7 +265,6 @@ class StreamWorker:
             return
         ours = set(self.source.topics)
         held: set[Any] = set()
-        perform_seek = consumer.perform_seek
         rebalance_end = app.on_rebalance_end
 
         async def paused_perform_seek() -> None:
@@ -267,8 +272,16 @@ class StreamWorker:
             if app.rebalancing and tps:
                 consumer.pause_partitions(tps)
                 held.update(tps)
-            await perform_seek()
-            never = [tp for tp in tps if consumer._committed_offset.get(tp) is None]
+            # faust's perform_seek, keeping the committed offsets the broker answered.
+            committed = await consumer.seek_to_committed()
+            consumer._read_offset.update(
+                {tp: offset if offset is not None and offset >= 0 else None for tp, offset in committed.items()}
+            )
+            consumer._committed_offset.update(
+                {tp: offset or None for tp, offset in committed.items() if offset is not None}
+            )
+            # None or 0: aiokafka seeks only to an offset above 0 (`seek_to_committed`)
+            never = [tp for tp in tps if (committed.get(tp) or 0) <= 0]
             if never:
                 starts = await consumer.earliest_offsets(*never)
                 await consumer.seek_wait({tp: starts[tp] for tp in never})
