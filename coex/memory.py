@@ -5,10 +5,12 @@ mmap threshold to the largest block freed so far (up to 32 MB), and pyarrow allo
 mimalloc, which keeps freed pages in per-thread heaps: a worker's history records, fetch buffers
 and insert payloads then leave resident memory hundreds of MB above what is in use. Here glibc
 gets two arenas and a fixed 128 KiB mmap threshold (large blocks go back to the system when
-freed) and pyarrow uses the system allocator. bench/e2e.py, one run each: worker peak 1,469 MB
-before, 1,253 MB with the glibc bounds, 1,077 MB with pyarrow on them too. The price is page
-faults on fresh buffers (a 50k-row encode ~35 ms slower, off the worker's main thread).
-MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ or ARROW_DEFAULT_MEMORY_POOL in the environment win.
+freed) and pyarrow uses its jemalloc pool, which hands freed pages back after a second (its decay)
+but reuses them meanwhile. bench/e2e.py, one run each: worker peak 1,469 MB before, 1,253 MB with
+the glibc bounds, 1,077 MB with pyarrow on the system allocator too; that allocator made every
+batch's Arrow buffers fresh pages, page faults that cost the writer ~20% (bench/sink_insert.py),
+which jemalloc does not. MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_ or ARROW_DEFAULT_MEMORY_POOL in
+the environment win.
 
 CPython runs its cycle collector whenever tracked allocations pass deallocations by 700, and a full
 collection walks every long-lived object (faust, aiokafka, the state, the buffered rows). A history
@@ -46,8 +48,12 @@ def bound_memory() -> list[str]:
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         import pyarrow as pa
 
-        pa.set_memory_pool(pa.system_memory_pool())
-        applied.append("ARROW_DEFAULT_MEMORY_POOL=system")
+        try:
+            pool, name = pa.jemalloc_memory_pool(), "jemalloc"
+        except NotImplementedError:  # a pyarrow built without it
+            pool, name = pa.system_memory_pool(), "system"
+        pa.set_memory_pool(pool)
+        applied.append(f"ARROW_DEFAULT_MEMORY_POOL={name}")
     return applied
 
 

@@ -31,9 +31,9 @@ def test_bounds_glibc_arenas_mmap_threshold_and_arrow_pool() -> None:
     assert result["applied"] == [
         "MALLOC_ARENA_MAX=2",
         "MALLOC_MMAP_THRESHOLD_=131072",
-        "ARROW_DEFAULT_MEMORY_POOL=system",
+        "ARROW_DEFAULT_MEMORY_POOL=jemalloc",
     ]
-    assert result["pool"] == "system"
+    assert result["pool"] == "jemalloc"
     assert result["gc"] == [50_000, 20, 100]
 
 
