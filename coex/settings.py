@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     worker_group: str = "coex"
     worker_batch_records: int = Field(default=1000, ge=1)  # records per commit at most
     worker_sweep_interval_s: float = Field(default=30.0, gt=0)  # reorder timeouts, media TTL
+    # A worker that handles no record this long while records wait (and ClickHouse takes writes)
+    # exits to be started again (streams/stall.py); 0 never.
+    worker_stall_timeout_s: float = Field(default=300.0, ge=0)
     worker_session_timeout_s: float = Field(default=60.0, ge=6)  # a dead worker's partitions move after this
 
     # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.

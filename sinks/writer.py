@@ -91,6 +91,7 @@ class BatchWriter:
         self.batch_rows = batch_rows
         self.batch_age_s = batch_age_s
         self.retry_max_s = retry_max_s
+        self.failing = False  # the last write attempt failed; retrying
         self._buffers: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
         self._buffered = 0
         self._oldest: float | None = None
@@ -148,6 +149,7 @@ class BatchWriter:
             try:
                 await asyncio.shield(self._running)
             except Exception as exc:
+                self.failing = True
                 metrics.CLICKHOUSE_UP.set(0)
                 metrics.RETRIES.inc()
                 delay = min(self.retry_max_s, FIRST_RETRY_S * 2**attempt)
@@ -162,6 +164,7 @@ class BatchWriter:
                 )
                 await asyncio.sleep(delay)
                 continue
+            self.failing = False
             metrics.CLICKHOUSE_UP.set(1)
             metrics.FLUSH_SECONDS.observe(time.monotonic() - started)
             return

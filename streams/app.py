@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, NamedTuple, Protocol
@@ -52,9 +53,12 @@ from streams.processor import (
     Write,
     merge_unordered,
 )
+from streams.stall import await_chain, stalled
 from streams.topics import TICKS
 
 log = logging.getLogger(__name__)
+
+EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/stall.py)
 
 # Bytes sent to normalized_messages before their confirmations are awaited, not at commit only.
 PUBLISH_WINDOW_BYTES = 64 * 1024 * 1024
@@ -74,6 +78,11 @@ class Writer(Protocol):
     def should_flush(self) -> bool: ...
 
     async def flush(self) -> None: ...
+
+    @property
+    def failing(self) -> bool:
+        """The last write failed and is being retried."""
+        ...
 
 
 class TableStore:
@@ -207,11 +216,15 @@ class StreamWorker:
         self._writing: asyncio.Future[None] | None = None
         self._oldest_uncommitted = 0.0
         self._stream: StreamT[bytes] | None = None
+        self._last_handled = time.monotonic()
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
 
         self.app.agent(source, name="coex-streams")(self._consume)
         self.app.timer(interval=min(settings.sink_batch_age_s, 1.0) / 2, name="coex-commit-by-age")(self._commit_by_age)
         self.app.timer(interval=settings.worker_sweep_interval_s, name="coex-ticks")(self._send_ticks)
+        if settings.worker_stall_timeout_s > 0:
+            interval = min(settings.worker_stall_timeout_s / 4, 30.0)
+            self.app.timer(interval=interval, name="coex-watchdog")(self._watchdog)
 
         async def metrics_page(view: Any, request: Any) -> Any:  # faust binds a page function to its view
             self._update_lag()
@@ -313,6 +326,7 @@ class StreamWorker:
     async def _handle(self, event: EventT[bytes]) -> None:
         msg = event.message
         now = time.time()
+        self._last_handled = time.monotonic()
         if msg.topic == self.ticks.get_topic_name():
             out = self.processor.sweep(msg.partition, now)
         else:
@@ -423,6 +437,38 @@ class StreamWorker:
                 await self.ticks.send(key=None, value=b"", partition=tp.partition, force=True)
         self._update_lag()
         log.debug("sent sweep ticks to %s", ticks)
+
+    async def _watchdog(self) -> None:
+        app: Any = self.app
+        idle_s = time.monotonic() - self._last_handled
+        if not stalled(
+            idle_s=idle_s,
+            timeout_s=self.settings.worker_stall_timeout_s,
+            waiting=self._records_waiting(),
+            sink_failing=self.writer.failing,
+            in_transition=bool(app.rebalancing or app.tables.recovery.in_recovery),
+        ):
+            return
+        log.critical(
+            "no record handled for %.0f s while records wait on this worker's partitions: stuck; exiting "
+            "to be started again (nothing uncommitted is lost; COEX_WORKER_STALL_TIMEOUT_S sets the limit)",
+            idle_s,
+        )
+        for task in asyncio.all_tasks():  # where it is stuck, for the issue to file
+            log.critical("task %s waits at:\n  %s", task.get_name(), "\n  ".join(await_chain(task.get_coro())))
+        logging.shutdown()
+        os._exit(EXIT_STALLED)
+
+    def _records_waiting(self) -> bool:
+        consumer: Any = self.app.consumer
+        ours = set(self.source.topics) - {self.ticks.get_topic_name()}
+        for tp in consumer.assignment():
+            if tp.topic in ours:
+                high = consumer.highwater(tp)
+                committed = consumer._committed_offset.get(tp)  # faust keeps no public accessor
+                if high is not None and high > (committed or 0):
+                    return True
+        return False
 
     def _update_lag(self) -> None:
         consumer: Any = self.app.consumer

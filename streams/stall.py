@@ -1,0 +1,32 @@
+"""Whether a worker is stuck: the watchdog's decision, pure so it is tested without Kafka.
+
+A worker whose stream stops taking records while records wait on its partitions and ClickHouse
+takes writes is stuck in its client libraries (seen once on a fresh broker: nothing handled for
+12 minutes). Nothing is lost by leaving (offsets commit only after their rows are written), and
+`coex dev`, compose or any supervisor starts it again; staying would hold its partitions forever.
+A ClickHouse outage is not a stall: the writer retries and the agent waits for it by design.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# A rebalance or a changelog recovery holds the stream by design: allowed this many timeouts.
+IN_TRANSITION_FACTOR = 3
+
+
+def stalled(*, idle_s: float, timeout_s: float, waiting: bool, sink_failing: bool, in_transition: bool) -> bool:
+    """`idle_s` since a record was last handled; `timeout_s` 0 turns the watchdog off."""
+    limit = timeout_s * (IN_TRANSITION_FACTOR if in_transition else 1)
+    return timeout_s > 0 and waiting and not sink_failing and idle_s >= limit
+
+
+def await_chain(coro: Any) -> list[str]:
+    """Where a suspended coroutine waits: `file:line function` of each coroutine it awaits, outermost first."""
+    where = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return where
