@@ -26,7 +26,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import faust
@@ -460,23 +460,21 @@ class StreamWorker:
         os._exit(EXIT_STALLED)
 
     def _records_waiting(self) -> bool:
-        consumer: Any = self.app.consumer
         ours = set(self.source.topics) - {self.ticks.get_topic_name()}
-        for tp in consumer.assignment():
-            if tp.topic in ours:
-                high = consumer.highwater(tp)
-                committed = consumer._committed_offset.get(tp)  # faust keeps no public accessor
-                if high is not None and high > (committed or 0):
-                    return True
-        return False
+        return any(high > (committed or 0) for tp, high, committed in self._offsets() if tp.topic in ours)
 
     def _update_lag(self) -> None:
+        for tp, high, committed in self._offsets():
+            if committed is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(high - committed, 0))
+
+    def _offsets(self) -> Iterator[tuple[Any, int, int | None]]:
+        """(partition, high-water mark, committed offset or None) of each assigned partition with a known end."""
         consumer: Any = self.app.consumer
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
-            committed = consumer._committed_offset.get(tp)  # faust keeps no public accessor
-            if high is not None and committed is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(high - committed, 0))
+            if high is not None:
+                yield tp, high, consumer._committed_offset.get(tp)  # faust keeps no public accessor
 
 
 def build_app(settings: Settings, writer: Writer | None = None) -> faust.App:

@@ -1,10 +1,11 @@
 """Whether a worker is stuck: the watchdog's decision, pure so it is tested without Kafka.
 
 A worker whose stream stops taking records while records wait on its partitions and ClickHouse
-takes writes is stuck in its client libraries (seen once on a fresh broker: nothing handled for
-12 minutes). Nothing is lost by leaving (offsets commit only after their rows are written), and
-`coex dev`, compose or any supervisor starts it again; staying would hold its partitions forever.
-A ClickHouse outage is not a stall: the writer retries and the agent waits for it by design.
+takes writes is stuck in its client libraries (seen on a fresh broker: nothing handled for 12
+minutes, the commit waiting for changelog batches aiokafka never sent). Nothing is lost by leaving
+(offsets commit only after their rows are written), and `coex dev`, compose or any supervisor
+starts it again; staying would hold its partitions forever. A ClickHouse outage is not a stall:
+the writer retries and the agent waits for it by design.
 """
 
 from __future__ import annotations
