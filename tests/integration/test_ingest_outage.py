@@ -150,10 +150,10 @@ async def test_coex_ingest_serves_before_kafka_is_up_and_takes_webhooks_once_it_
             try:
                 await post_until(client, body, 200, within_s=90)
                 assert (await client.get("/readyz")).status_code == 200
-            finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
                 assert await records_written(broker.bootstrap, settings) >= 1
+            finally:
                 broker.run("stop")
     finally:
         if proc.poll() is None:
