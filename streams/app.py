@@ -40,7 +40,7 @@ from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
 from streams import metrics
-from streams.changelog import ChangelogRecord, send_batches
+from streams.changelog import ChangelogRecord, send_batches, track_topics
 from streams.delivery import deliver_without_race, fetch_while_full
 from streams.processor import (
     HELD,
@@ -362,6 +362,7 @@ class StreamWorker:
 
     async def _confirm_published(self) -> None:
         if self._publishing:
+            await track_topics(self._producer(), (self.normalized.get_topic_name(),))
             await asyncio.gather(*self._publishing)
             self._publishing.clear()
         self._publishing_bytes = 0
@@ -397,13 +398,17 @@ class StreamWorker:
         self._unordered.clear()
         await self._confirm_published()
         changelog = self.store.commit()
-        producer: AIOKafkaProducer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        producer = self._producer()
         sent: list[asyncio.Future[object]] = []
         for (topic, partition), records in changelog.items():
             sent += await send_batches(producer, topic, partition, records)
         events, self._uncommitted = self._uncommitted, []
         metrics.PENDING_RECORDS.set(0)
         self._writing = asyncio.ensure_future(self._write_and_ack(events, sent))
+
+    def _producer(self) -> AIOKafkaProducer:
+        producer: AIOKafkaProducer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
+        return producer
 
     async def _wait_for_write(self) -> None:
         if self._writing is not None:
@@ -431,6 +436,7 @@ class StreamWorker:
 
     async def _send_ticks(self) -> None:
         ticks = self.ticks.get_topic_name()
+        await track_topics(self._producer(), (ticks,))
         history = self.settings.topic("history")
         for tp in self.app.consumer.assignment():
             if tp.topic == history:

@@ -17,11 +17,26 @@ from aiokafka import AIOKafkaProducer
 ChangelogRecord = tuple[bytes, bytes | None]  # key, value (None deletes the key on recovery)
 
 
+async def track_topics(producer: AIOKafkaProducer, topics: Iterable[str]) -> None:
+    """Have the producer's metadata refreshes include these topics from now on.
+
+    aiokafka refreshes metadata only for the topics it tracks, and a send tracks its topic only when
+    the metadata lacks it. A topic learnt from a fetch of all topics (faust creates its topics and
+    then does one) is sent to untracked, and the next refresh drops it: a batch queued for it then
+    waits for a leader that no refresh brings, until it expires (faust's producer request timeout,
+    20 minutes). That was the worker's start-up hang on a fresh broker. Queued batches go out once
+    their topic is tracked, so tracking before a commit waits for its sends also frees earlier ones.
+    """
+    for topic in topics:
+        await producer.client.add_topic(topic)
+
+
 async def send_batches(
     producer: AIOKafkaProducer, topic: str, partition: int, records: Iterable[ChangelogRecord]
 ) -> list[asyncio.Future[object]]:
     """Queue the records on one partition in as few batches as they fit; the futures resolve when
     the broker has them."""
+    await track_topics(producer, (topic,))
     sent: list[asyncio.Future[object]] = []
     batch = producer.create_batch()
     for key, value in records:
