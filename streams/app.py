@@ -53,12 +53,13 @@ from streams.processor import (
     Write,
     merge_unordered,
 )
-from streams.stall import await_chain, stalled
+from streams.stall import await_chain, kafka_answers, stalled
 from streams.topics import TICKS
 
 log = logging.getLogger(__name__)
 
 EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/stall.py)
+KAFKA_PROBE_S = 10.0  # how long the watchdog waits for Kafka's answer before calling it away
 
 # Bytes sent to normalized_messages before their confirmations are awaited, not at commit only.
 PUBLISH_WINDOW_BYTES = 64 * 1024 * 1024
@@ -216,7 +217,7 @@ class StreamWorker:
         self._writing: asyncio.Future[None] | None = None
         self._oldest_uncommitted = 0.0
         self._stream: StreamT[bytes] | None = None
-        self._last_handled = time.monotonic()
+        self._idle_since = time.monotonic()
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
 
         self.app.agent(source, name="coex-streams")(self._consume)
@@ -326,7 +327,7 @@ class StreamWorker:
     async def _handle(self, event: EventT[bytes]) -> None:
         msg = event.message
         now = time.time()
-        self._last_handled = time.monotonic()
+        self._idle_since = time.monotonic()
         if msg.topic == self.ticks.get_topic_name():
             out = self.processor.sweep(msg.partition, now)
         else:
@@ -446,7 +447,7 @@ class StreamWorker:
 
     async def _watchdog(self) -> None:
         app: Any = self.app
-        idle_s = time.monotonic() - self._last_handled
+        idle_s = time.monotonic() - self._idle_since
         if not stalled(
             idle_s=idle_s,
             timeout_s=self.settings.worker_stall_timeout_s,
@@ -454,6 +455,16 @@ class StreamWorker:
             sink_failing=self.writer.failing,
             in_transition=bool(app.rebalancing or app.tables.recovery.in_recovery),
         ):
+            if self.writer.failing:
+                self._idle_since = time.monotonic()  # once ClickHouse is back, a whole timeout to go on
+            return
+        if not await kafka_answers(self._producer().client, KAFKA_PROBE_S):
+            log.warning(
+                "no record handled for %.0f s while records wait, but Kafka does not answer: an outage, "
+                "not a stall; waiting for it",
+                idle_s,
+            )
+            self._idle_since = time.monotonic()
             return
         log.critical(
             "no record handled for %.0f s while records wait on this worker's partitions: stuck; exiting "

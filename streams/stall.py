@@ -1,17 +1,22 @@
-"""Whether a worker is stuck: the watchdog's decision, pure so it is tested without Kafka.
+"""Whether a worker is stuck: the watchdog's decision, pure so it is tested without Kafka, and the
+probe that tells a stuck worker from one whose Kafka is away.
 
 A worker whose stream stops taking records while records wait on its partitions and ClickHouse
 takes writes is stuck in its client libraries (seen on a fresh broker: nothing handled for 12
 minutes, the commit waiting for changelog batches aiokafka did not send; that cause is fixed, see
 `streams.changelog.track_topics`, the guard stays for the next one). Nothing is lost by leaving
 (offsets commit only after their rows are written), and `coex dev`, compose or any supervisor
-starts it again; staying would hold its partitions forever. A ClickHouse outage is not a stall:
-the writer retries and the agent waits for it by design.
+starts it again; staying would hold its partitions forever. An outage is not a stall: the writer
+retries ClickHouse and the clients reconnect to Kafka by design, and a restart would not help, so
+the time either is away does not count.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from aiokafka.errors import KafkaError
 
 # A rebalance or a changelog recovery holds the stream by design: allowed this many timeouts.
 IN_TRANSITION_FACTOR = 3
@@ -32,3 +37,12 @@ def await_chain(coro: Any) -> list[str]:
             where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return where
+
+
+async def kafka_answers(client: Any, timeout_s: float) -> bool:
+    """Whether the cluster answers a metadata request through `client` (an AIOKafkaClient)."""
+    try:
+        await asyncio.wait_for(client.fetch_all_metadata(), timeout_s)
+    except (KafkaError, OSError, TimeoutError):
+        return False
+    return True

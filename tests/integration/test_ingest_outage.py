@@ -7,17 +7,17 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from ingest.topics import ensure_topics
+from tests.integration.broker_kit import ROOT, Broker, free_port_pair
 from tests.integration.ingest_kit import (
     SECRET,
     change,
@@ -27,53 +27,6 @@ from tests.integration.ingest_kit import (
     records_written,
     signed,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "deploy" / "kafka-local.sh"
-
-
-def free_port_pair() -> int:
-    """A port p with p+1 free too (kafka-local.sh puts the controller on p+1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
-class Broker:
-    def __init__(self, home: Path) -> None:
-        self.port = free_port_pair()
-        self.bootstrap = f"127.0.0.1:{self.port}"
-        self.env = dict(
-            os.environ, COEX_KAFKA_BOOTSTRAP=self.bootstrap, COEX_KAFKA_HOME=str(home), COEX_KAFKA_HEAP="512m"
-        )
-        self.env.pop("COEX_KAFKA_CONTROLLER_PORT", None)
-        # Reuse jars another local broker already resolved, rather than fetching them again.
-        for candidate in (ROOT / ".coex" / "test-kafka" / "libs", ROOT / ".coex" / "kafka" / "libs"):
-            if (candidate / ".complete").exists():
-                (home / "libs").symlink_to(candidate)
-                break
-
-    def run(self, action: str) -> None:
-        subprocess.run(["bash", str(SCRIPT), action], env=self.env, check=True, timeout=180)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    (tmp_path / "kafka").mkdir()
-    b = Broker(tmp_path / "kafka")
-    b.run("start")
-    try:
-        yield b
-    finally:
-        b.run("stop")
 
 
 async def post_until(client, body: bytes, code: int, within_s: float) -> float:  # type: ignore[no-untyped-def]

@@ -28,6 +28,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sinks.remote import connect_owner
+from tests.integration.broker_kit import Broker
 from tests.unit.test_processor import (
     DECLINED_PNID,
     MESSAGE_COLUMNS,
@@ -35,6 +36,7 @@ from tests.unit.test_processor import (
     PHASES,
     PNID,
     Scenario,
+    add_echoes,
     build_scenario,
     deliveries,
     records,
@@ -89,6 +91,7 @@ class Cluster:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     web_ports: dict[str, int] = field(default_factory=dict)
     owner: subprocess.Popen[bytes] | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, web_port: int) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
@@ -107,6 +110,7 @@ class Cluster:
             # Not created beforehand: a worker on a fresh machine makes its own data folder.
             COEX_DATA_DIR=str(self.logs / "data" / str(web_port)),
         )
+        env.update(self.extra_env)
         return env
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
@@ -292,6 +296,46 @@ async def test_a_worker_killed_mid_import_and_restarted_finishes_with_the_same_r
     assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
     released = await _released_chunks(cluster)
     assert set(released) == scenario.chunks  # at least once to apps across a crash
+
+
+async def _first_rows(engine: Any) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            if engine.query_rows("SELECT count() FROM messages")[0][0] > 0:
+                return
+        except Exception:  # the tables appear with the worker's migrations
+            pass
+        await asyncio.sleep(0.2)
+    raise AssertionError("no row landed")
+
+
+@pytest.mark.timeout(300)
+async def test_a_worker_waits_out_a_kafka_outage_longer_than_its_stall_timeout(
+    broker: Broker, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    name = unique("o")
+    stall_s = 3
+    cluster = Cluster(broker.bootstrap, f"{name}.", f"{name}-group", tmp_path / "clickhouse", tmp_path)
+    cluster.extra_env["COEX_WORKER_STALL_TIMEOUT_S"] = str(stall_s)
+    scenario = build_scenario()
+    add_echoes(scenario, range(100, 1600))  # a backlog the worker is still taking when the broker dies
+    try:
+        worker = cluster.start("w1")
+        engine = cluster.engine()
+        await _produce(broker.bootstrap, records(deliveries(scenario, seed=5), cluster.prefix))
+        await _first_rows(engine)
+        broker.kill()
+        await asyncio.to_thread(cluster.wait_log, "w1", "Kafka does not answer")
+        await asyncio.sleep(3 * stall_s)  # the outage outlasts the stall timeout several times over
+        assert worker.poll() is None, f"the worker exited during the outage; see {cluster.logs}"
+        await asyncio.to_thread(broker.run, "start")
+        expected = _expected(scenario)
+        assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+        assert worker.poll() is None
+    finally:
+        for proc in cluster.procs:
+            cluster.stop(proc)
 
 
 async def test_two_workers_sharing_the_partitions_end_in_the_same_rows(cluster: Cluster) -> None:

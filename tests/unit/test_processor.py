@@ -6,6 +6,7 @@ The scenario here is also what the stream integration tests send through a real 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,12 @@ def _echo_body(i: int) -> bytes:
     )
 
 
+def add_echoes(s: Scenario, numbers: Iterable[int]) -> None:
+    for i in numbers:
+        s.bodies.append(_echo_body(i))
+        s.messages[f"wamid.echo{i}"] = ("text", f"echo {i}", "", "", USERS[0], None, None)
+
+
 def _declined_body() -> bytes:
     error = {"code": 2593109, "title": "History sync is off", "message": "History sync is off",
              "error_data": {"details": "History sharing is turned off by the business"}}  # fmt: skip
@@ -141,9 +148,7 @@ def build_scenario() -> Scenario:
                 else:
                     cols = ("text", f"hello {phase}/{order}/{i}", "", status, contact, phase, order)
                 s.messages[_mid(phase, order, i)] = cols
-    for i in range(3):
-        s.bodies.append(_echo_body(i))
-        s.messages[f"wamid.echo{i}"] = ("text", f"echo {i}", "", "", USERS[0], None, None)
+    add_echoes(s, range(3))
     # Contact changes, to be shuffled: the newest by timestamp must win.
     s.bodies += [
         _contact_body(USERS[0], 100, "add", "Pablo Morales"),
