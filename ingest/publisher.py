@@ -23,7 +23,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from coex.settings import Settings
 from ingest.errors import KafkaUnavailable, TooLarge
-from ingest.topics import ensure_topics
+from ingest.topics import ensure_topics, topic_names, track_topics
 from schemas.routing import ChangeRecord, topic_name
 
 log = logging.getLogger(__name__)
@@ -158,6 +158,7 @@ class KafkaPublisher:
                 async with asyncio.timeout(self._timeout):
                     await producer.start()
                     await ensure_topics(self._settings)
+                    await track_topics(producer, topic_names(self._settings))
             except BaseException as exc:
                 # Also on cancellation (stop() while connecting): close what was half opened.
                 with contextlib.suppress(Exception):

@@ -1,9 +1,12 @@
-"""Creating the Kafka topics the ingest writes (and `normalized_messages`); auto-create is off."""
+"""Creating the Kafka topics the ingest writes (and `normalized_messages`); auto-create is off. And
+keeping a producer's metadata on the topics it writes."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
@@ -62,3 +65,17 @@ async def ensure_topics(settings: Settings) -> list[str]:
     if created:
         log.info("created Kafka topics %s", ", ".join(sorted(created)))
     return created
+
+
+async def track_topics(producer: AIOKafkaProducer, topics: Iterable[str]) -> None:
+    """Have the producer's metadata refreshes include these topics from now on.
+
+    aiokafka refreshes metadata only for the topics it tracks, and a send tracks its topic only when
+    the metadata lacks it. A topic learnt from a fetch of all topics (faust creates its topics and
+    then does one) is sent to untracked, and the next refresh drops it: a batch queued for it then
+    waits for a leader that no refresh brings, until it expires (faust's producer request timeout,
+    20 minutes, the worker's start-up hang on a fresh broker; the ingest's send timeout). Queued
+    batches go out once their topic is tracked, so tracking before awaiting sends frees earlier ones.
+    """
+    for topic in topics:
+        await producer.client.add_topic(topic)

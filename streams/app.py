@@ -36,11 +36,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coex.settings import Settings
 from ingest.publisher import pick_compression
-from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
+from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, track_topics
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
 from streams import metrics
-from streams.changelog import ChangelogRecord, send_batches, track_topics
+from streams.changelog import ChangelogRecord, send_batches
 from streams.delivery import deliver_without_race, fetch_while_full
 from streams.processor import (
     HELD,

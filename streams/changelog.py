@@ -14,21 +14,9 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
+from ingest.topics import track_topics
+
 ChangelogRecord = tuple[bytes, bytes | None]  # key, value (None deletes the key on recovery)
-
-
-async def track_topics(producer: AIOKafkaProducer, topics: Iterable[str]) -> None:
-    """Have the producer's metadata refreshes include these topics from now on.
-
-    aiokafka refreshes metadata only for the topics it tracks, and a send tracks its topic only when
-    the metadata lacks it. A topic learnt from a fetch of all topics (faust creates its topics and
-    then does one) is sent to untracked, and the next refresh drops it: a batch queued for it then
-    waits for a leader that no refresh brings, until it expires (faust's producer request timeout,
-    20 minutes). That was the worker's start-up hang on a fresh broker. Queued batches go out once
-    their topic is tracked, so tracking before a commit waits for its sends also frees earlier ones.
-    """
-    for topic in topics:
-        await producer.client.add_topic(topic)
 
 
 async def send_batches(

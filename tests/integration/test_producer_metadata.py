@@ -1,4 +1,5 @@
-"""Changelog batches sent straight through aiokafka (streams/changelog.py) against the real broker."""
+"""A producer's metadata on the topics it writes (ingest/topics.py `track_topics`, used by the ingest's
+publisher and the worker's changelog and output sends) against the real broker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from ingest.topics import track_topics
 from streams.changelog import send_batches
 
 
@@ -39,3 +41,21 @@ async def test_a_batch_reaches_a_topic_the_producer_knew_only_from_a_fetch_of_al
     finally:
         await consumer.stop()
     assert [(r.key, r.value) for r in got[tp]] == [(b"key", b"value")]
+
+
+async def test_tracked_topics_stay_in_the_metadata_when_another_topic_is_refreshed(
+    kafka_bootstrap: str, new_topic: Callable[..., str]
+) -> None:
+    tracked, untracked, other = new_topic("tracked-"), new_topic("untracked-"), new_topic("other-")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        await producer.client.force_metadata_update()  # tracking none: every topic's metadata
+        await track_topics(producer, [tracked])
+        await producer.client.add_topic(other)
+        await producer.client.force_metadata_update()
+        assert producer.client.cluster.partitions_for_topic(tracked) == {0}
+        # What tracking is for: aiokafka forgets a topic it does not track once it tracks others.
+        assert producer.client.cluster.partitions_for_topic(untracked) is None
+    finally:
+        await producer.stop()
