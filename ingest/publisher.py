@@ -4,7 +4,8 @@ One long-lived idempotent producer (acks=all). A keeper task starts it and creat
 (retrying with backoff while the broker is away: the HTTP side serves meanwhile, /readyz and
 POST answering 503), then refreshes metadata every few seconds; `ready()` says the producer is
 connected and that metadata is fresh. The producer reconnects by itself after an outage, so the
-service recovers without a restart.
+service recovers without a restart; a producer the broker no longer takes records from (its
+sequence numbers lost in a broker restart) is replaced by a new one.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.codec import has_lz4, has_zstd
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerClosed,
+    ProducerFenced,
+    UnknownProducerId,
+)
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from coex.settings import Settings
@@ -33,6 +42,17 @@ CHECK_INTERVAL_DOWN_S = 0.5
 STALE_AFTER_S = 3 * CHECK_INTERVAL_S + 1.0
 BACKOFF_MAX_S = 5.0
 RETRY_AFTER_S = 5
+# The broker refuses this producer's id or sequence for good (a broker that restarted with records
+# in flight answers OutOfOrderSequenceNumber to every later batch of that partition): aiokafka's
+# idempotent producer does not reset itself, so a new producer, with a new id, takes over.
+PRODUCER_LOST = (
+    OutOfOrderSequenceNumber,
+    UnknownProducerId,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    ProducerFenced,
+    ProducerClosed,
+)
 
 
 class Publisher(Protocol):
@@ -72,6 +92,7 @@ class KafkaPublisher:
         self._first_attempt = asyncio.Event()
         self._up = False
         self._fresh_at = 0.0
+        self._renew = asyncio.Event()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -125,6 +146,9 @@ class KafkaPublisher:
             raise KafkaUnavailable(f"Kafka did not acknowledge within {self._timeout:g} s", RETRY_AFTER_S) from None
         except KafkaError as exc:
             log.warning("Kafka refused a delivery: %r", exc)
+            if isinstance(exc, PRODUCER_LOST) and producer is self._producer:
+                self._up = False
+                self._renew.set()
             raise KafkaUnavailable(f"Kafka refused the records: {exc}", RETRY_AFTER_S) from None
         self._mark_fresh()
 
@@ -142,7 +166,11 @@ class KafkaPublisher:
         try:
             await self._connect()
             while True:
-                await asyncio.sleep(CHECK_INTERVAL_S if self._up else CHECK_INTERVAL_DOWN_S)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CHECK_INTERVAL_S if self._up else CHECK_INTERVAL_DOWN_S):
+                        await self._renew.wait()
+                if self._renew.is_set():
+                    await self._replace_producer()
                 await self._check()
         except Exception:
             log.exception("the Kafka keeper stopped; /readyz will answer 503")
@@ -180,6 +208,18 @@ class KafkaPublisher:
             self._first_attempt.set()
             log.info("Kafka producer connected to %s", self._settings.kafka_bootstrap)
             return
+
+    async def _replace_producer(self) -> None:
+        producer, self._producer = self._producer, None
+        self._up = False
+        self._renew.clear()
+        log.warning("Kafka no longer takes this producer's records; starting a new producer")
+        if producer is not None:
+            # Its batches fail or go out now; a broken partition's would wait forever, hence the bound.
+            with contextlib.suppress(KafkaError, OSError, TimeoutError):
+                async with asyncio.timeout(self._timeout):
+                    await producer.stop()
+        await self._connect()
 
     async def _check(self) -> None:
         producer = self._producer

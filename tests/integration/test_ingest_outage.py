@@ -112,3 +112,37 @@ async def test_coex_ingest_serves_before_kafka_is_up_and_takes_webhooks_once_it_
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.timeout(400)
+async def test_every_business_is_taken_again_after_the_broker_restarts_under_traffic(
+    broker: Broker, unique: Callable[[str], str]
+) -> None:
+    settings = ingest_settings(broker.bootstrap, unique("it-restart-") + ".", kafka_send_timeout_s=3.0)
+    await ensure_topics(settings)
+    businesses = [str(1065403522 + i) for i in range(12)]  # spread over the partitions
+
+    def body(pnid: str, n: int) -> bytes:
+        return envelope(("waba1", [change("messages", pnid, messages=[{"id": f"wamid.{pnid}.{n}"}])]))
+
+    async with ingest_client(settings) as client:
+        stopping = asyncio.Event()
+
+        async def traffic(pnid: str) -> None:
+            n = 0
+            while not stopping.is_set():
+                payload = body(pnid, n)
+                n += 1
+                await client.post("/webhook", content=payload, headers=signed(payload))
+                await asyncio.sleep(0.01)  # an in-process 503 never yields to the loop by itself
+
+        senders = [asyncio.create_task(traffic(pnid)) for pnid in businesses]
+        await asyncio.sleep(2)
+        await asyncio.to_thread(broker.run, "stop")  # with deliveries in flight
+        await asyncio.sleep(5)
+        await asyncio.to_thread(broker.run, "start")
+        await asyncio.sleep(5)
+        stopping.set()
+        await asyncio.gather(*senders)
+        for pnid in businesses:
+            await post_until(client, body(pnid, -1), 200, within_s=60)
