@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from coex.logs import hold_back_repeats
 from coex.settings import Settings
 
 # command -> "module:function"; imported only when that command runs, so `coex sql` never
@@ -71,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    hold_back_repeats()
     settings = Settings()
     try:
         return resolve(args.command)(settings, args)

@@ -17,6 +17,7 @@ from typing import Any
 
 import faust
 
+from coex.logs import hold_back_repeats
 from coex.memory import bound_memory
 from coex.settings import Settings
 from ingest.topics import ensure_topics
@@ -47,6 +48,7 @@ class _Worker(faust.Worker):
         logging.getLogger().setLevel(self.coex_level)
         # "producer buffer full" is faust's normal backpressure during an import, not a problem.
         logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
+        hold_back_repeats()
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
