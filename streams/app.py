@@ -379,9 +379,19 @@ class StreamWorker:
             metrics.DEAD_LETTERS.labels(topic).inc()
             log.warning("dead letter from %s: %s", topic, error)
         for pnid, gap in out.gaps:
-            log.warning("history gap: %s phase %s chunk_order %s never arrived", pnid, gap.phase, gap.chunk_order)
+            log.warning(
+                "history gap: %s phase %s chunk_order %s had not arrived when the chunks after it were released "
+                "(sync complete or COEX_HISTORY_FLUSH_TIMEOUT_S passed); released late if it comes",
+                pnid,
+                gap.phase,
+                gap.chunk_order,
+            )
         if out.gaps:
             metrics.HISTORY_GAPS.inc(len(out.gaps))
+        for pnid, chunk in out.late:
+            log.info("history gap filled: %s phase %s chunk_order %s came late", pnid, chunk.phase, chunk.chunk_order)
+        if out.late:
+            metrics.HISTORY_LATE.inc(len(out.late))
         offboarded = [
             r for r in out.rows.get("account_events", ()) if r.event in ("PARTNER_REMOVED", "ACCOUNT_OFFBOARDED")
         ]

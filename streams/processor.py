@@ -87,7 +87,8 @@ class Output:
     statuses: list[StatusRow] = field(default_factory=list)
     published: list[Published] = field(default_factory=list)  # to normalized_messages, in order
     writes: list[Write] = field(default_factory=list)  # state changes, in order
-    gaps: list[tuple[str, ChunkId]] = field(default_factory=list)
+    gaps: list[tuple[str, ChunkId]] = field(default_factory=list)  # released past without them
+    late: list[tuple[str, ChunkId]] = field(default_factory=list)  # gaps that came after all
     held_delta: int = 0  # chunks newly held minus chunks released from hold
     dead_letters: list[str] = field(default_factory=list)  # the errors of what went to dead_letters
 
@@ -336,6 +337,7 @@ class Processor:
         outcome = reorder.accept(state, incoming, chunk.progress, now)
         released.extend(outcome.released)
         late.extend(outcome.late)
+        out.late.extend((pnid, chunk) for chunk in outcome.late)
         out.gaps.extend((pnid, gap) for gap in outcome.gaps)
         body = messages_json(chunk.messages)
         if outcome.held:

@@ -302,6 +302,12 @@ def test_the_sweep_flushes_a_stalled_history_and_expires_media_state() -> None:
     assert [len(orjson.loads(p.payload())["messages"]) for p in out.published] == [MSGS_PER_CHUNK] * 2
     assert [gap for _, gap in out.gaps] == [(0, 1)]
     assert store.tables["held_chunks"] == {}
+    # The gap comes after all: released at once, flagged late for apps and counted for operators.
+    ((topic, key, value),) = records([_chunk_body(0, 1, 20)])
+    late = processor.process(Record(topic, 2, 2, key, value), now=170.0)
+    store.apply(late.writes)
+    assert [gap for _, gap in late.late] == [(0, 1)] and late.gaps == []
+    assert [orjson.loads(p.payload())["late"] for p in late.published if p.kind == "history"] == [True]
     assert store.tables["media_pending"]
     store.apply(processor.sweep(2, now=800.0).writes)
     assert store.tables["media_pending"] == {}
