@@ -85,6 +85,9 @@ def check_identifier(name: str) -> str:
     return name
 
 
+PRETTY_AS_ASKED = "output_format_pretty_fallback_to_vertical"  # not in every server version
+
+
 def readonly_settings(settings: Settings) -> dict[str, Any]:
     """Limits for analyst SQL. `readonly` comes last: once set, the handle refuses further SETs.
 
@@ -222,7 +225,11 @@ class ClientEngine(RowInserts):
         statement = check_read_only(sql)
         if self._ro is None:
             self._ro = self._client(**self._analyst_settings)
-        return self._ro.raw_query(statement, fmt=fmt)
+        settings = {}
+        if fmt.startswith("Pretty") and PRETTY_AS_ASKED in self._ro.server_settings:
+            # A wide result asked for as a table stays a table (ClickHouse turns it Vertical).
+            settings[PRETTY_AS_ASKED] = 0
+        return self._ro.raw_query(statement, fmt=fmt, settings=settings)
 
     def close(self) -> None:
         for client in (self._ro, self._reader):

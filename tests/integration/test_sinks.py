@@ -488,6 +488,9 @@ async def test_final_collapses_each_partition_on_its_own_and_still_one_row_per_k
     setting = "SELECT getSetting('do_not_merge_across_partitions_select_final')"
     assert engine.query_rows(setting) == [(True,)]
     assert engine.query_readonly(setting, "CSV") == b"true\n"
+    # A wide row asked for as PrettyCompact is a table, not ClickHouse's Vertical fallback.
+    wide = "SELECT " + ", ".join(f"repeat('x', 40) AS column_{i}" for i in range(8))
+    assert engine.query_readonly(wide, "PrettyCompact").decode().lstrip().startswith("┌─column_0")
     rows = [message(f"wamid.p{i}", complete=False, sent_at=T0 - i * 86_400 * 31) for i in range(6)]
     await write(engine, "messages", rows)
     await write(engine, "messages", [row._replace(type="image", version=message_version(True, "")) for row in rows])
