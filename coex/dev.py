@@ -9,6 +9,7 @@ if this command started it.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import signal
@@ -125,7 +126,8 @@ def prepare(env: dict[str, str]) -> None:
 def status_lines(settings: Settings) -> list[str]:
     """One line per business, read through the worker that owns the embedded engine; never by
     opening the engine here, which would keep the worker from owning it."""
-    from coex.status import fetch_status, format_line
+    from coex.lag import fetch_lag
+    from coex.status import add_lag, fetch_status, format_line
     from sinks.client import parse_url
     from sinks.engine import Engine, open_engine
     from sinks.remote import connect_owner
@@ -140,6 +142,7 @@ def status_lines(settings: Settings) -> list[str]:
         rows = fetch_status(engine.query_rows, settings.clickhouse_database)
     finally:
         engine.close()
+    add_lag(rows, asyncio.run(fetch_lag(settings)) if rows else None)
     return [format_line(row) for row in rows]
 
 
@@ -213,11 +216,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 except Exception as exc:  # the worker may still be starting
                     log.debug("status not available yet: %s", exc)
                     lines = shown
-                if lines != shown:
-                    shown = lines
-                    stamp = time.strftime("%H:%M:%S")
-                    for line in lines:
+                stamp = time.strftime("%H:%M:%S")
+                for line in lines:
+                    if line not in shown:  # a business whose line changed since the last print
                         sys.stdout.write(f"{stamp}  {line}\n")
+                shown = lines
                 sys.stdout.flush()
             time.sleep(0.2)
     finally:

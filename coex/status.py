@@ -7,6 +7,7 @@ so `coex dev` prints the same view while it runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import re
 import sys
 from collections.abc import Callable, Iterable
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from coex.lag import business_lag, fetch_lag
 from coex.settings import Settings
 
 QueryRows = Callable[[str], list[tuple[Any, ...]]]
@@ -35,6 +37,7 @@ class BusinessStatus:
     contacts: int = 0  # alive (not removed)
     events: list[str] = field(default_factory=list)  # account_update events, oldest first
     last_update: int | None = None  # unix seconds
+    lag: int | None = None  # records still to process on its partition (coex/lag.py); None: unknown
 
     @property
     def messages_total(self) -> int:
@@ -135,6 +138,7 @@ HEADER: tuple[str, ...] = (
     "CONTACTS",
     "OFFBOARDED",
     "LAST_UPDATE",
+    "LAG",
 )
 
 
@@ -153,12 +157,13 @@ def format_status(rows: Iterable[BusinessStatus]) -> str:
                 str(r.contacts),
                 r.offboarded or "no",
                 _when(r.last_update),
+                _lag(r.lag),
             )
         )
     if len(table) == 1:
         return "no businesses yet: nothing in ClickHouse (post webhooks, e.g. `coex simulate`)\n"
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
-    numeric = {3, 4, 6}
+    numeric = {3, 4, 6, 9}
     lines = [
         "  ".join(
             cell.rjust(w) if i in numeric else cell.ljust(w)
@@ -169,6 +174,16 @@ def format_status(rows: Iterable[BusinessStatus]) -> str:
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
+def _lag(lag: int | None) -> str:
+    return "?" if lag is None else str(lag)
+
+
+def add_lag(rows: Iterable[BusinessStatus], lag: dict[int, int] | None) -> None:
+    """Each business's lag from the lag by partition (None: Kafka did not answer, shown as `?`)."""
+    for row in rows:
+        row.lag = None if lag is None else business_lag(row.phone_number_id or row.waba_id, lag)
+
+
 def format_line(row: BusinessStatus) -> str:
     """One compact line for a periodic log (`coex dev`)."""
     parts = [
@@ -176,6 +191,7 @@ def format_line(row: BusinessStatus) -> str:
         f"history {row.history_state or '-'} {row.progress}%",
         f"{row.messages_total} messages ({_by_source(row)})",
         f"{row.contacts} contacts",
+        f"lag {_lag(row.lag)}",
     ]
     if row.offboarded:
         parts.append(f"offboarded: {row.offboarded}")
@@ -194,5 +210,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     except Exception as exc:  # any failure to reach or read ClickHouse ends the command the same way
         sys.stderr.write(f"coex status: cannot read ClickHouse ({settings.clickhouse_url}): {exc}\n")
         return 1
+    lag = asyncio.run(fetch_lag(settings)) if rows else None
+    add_lag(rows, lag)
     sys.stdout.write(format_status(rows))
+    if rows and lag is None:
+        sys.stderr.write(f"coex status: LAG unknown, Kafka at {settings.kafka_bootstrap} does not answer\n")
     return 0

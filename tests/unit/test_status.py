@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from coex.status import BusinessStatus, fetch_status, format_line, format_status, status_queries
+from coex.lag import partition_of
+from coex.status import BusinessStatus, add_lag, fetch_status, format_line, format_status, status_queries
 
 ROWS: dict[str, list[tuple[Any, ...]]] = {
     "history_sync": [("111", "w1", "complete", 100, 40, 2000, 1761955200)],
@@ -62,4 +63,18 @@ def test_format_line_is_compact() -> None:
     row = BusinessStatus("111", "w1", "in_progress", 42, 3, 500, {"history": 480}, 9, ["PARTNER_REMOVED"], None)
     line = format_line(row)
     assert line.startswith("111 | history in_progress 42% | 480 messages (480/0/0) | 9 contacts")
-    assert line.endswith("offboarded: PARTNER_REMOVED")
+    assert line.endswith("lag ? | offboarded: PARTNER_REMOVED")
+
+
+def test_each_business_shows_the_lag_of_its_partition_and_unknown_without_kafka() -> None:
+    rows = fetch_status(fake_query_rows, "db")
+    by_partition = {p: 0 for p in range(6)}
+    by_partition[partition_of("111", 6)] = 7
+    add_lag(rows, by_partition)
+    lags = {r.phone_number_id or r.waba_id: r.lag for r in rows}
+    assert lags["111"] == 7 and all(lag == (7 if partition_of(k, 6) == partition_of("111", 6) else 0)
+                                    for k, lag in lags.items())  # fmt: skip
+    assert format_status(rows).splitlines()[0].endswith("LAG")
+    assert format_line(next(r for r in rows if r.phone_number_id == "111")).endswith("lag 7")
+    add_lag(rows, None)
+    assert all(r.lag is None for r in rows) and "lag ?" in format_line(rows[0])

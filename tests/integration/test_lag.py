@@ -1,0 +1,51 @@
+"""`coex status` lag per business (coex/lag.py) from the real broker's offsets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from coex.lag import fetch_lag, partition_of
+from coex.settings import Settings
+from ingest.topics import ensure_topics
+
+
+async def test_lag_counts_what_the_worker_group_has_not_committed(
+    kafka_bootstrap: str, unique: Callable[[str], str]
+) -> None:
+    name = unique("lag")
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"{name}.",
+        topic_partitions=3,
+        worker_group=f"{name}-group",
+    )
+    await ensure_topics(settings)
+    history = settings.topic("history")
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+    await producer.start()
+    try:
+        for _ in range(3):
+            await producer.send_and_wait(history, b"{}", key=b"111")
+    finally:
+        await producer.stop()
+    mine = partition_of("111", 3)
+    assert await fetch_lag(settings) == {p: 3 if p == mine else 0 for p in range(3)}
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.worker_group)
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(history, mine)])
+        await consumer.commit({TopicPartition(history, mine): OffsetAndMetadata(2, "")})
+    finally:
+        await consumer.stop()
+    assert await fetch_lag(settings) == {p: 1 if p == mine else 0 for p in range(3)}
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        nobody = Settings(_env_file=None, kafka_bootstrap=f"127.0.0.1:{s.getsockname()[1]}")  # type: ignore[call-arg]
+    assert await fetch_lag(nobody) is None
