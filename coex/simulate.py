@@ -95,7 +95,8 @@ class Progress:
         seconds = max(stats.seconds, 1e-9)
         line = (
             f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {100 * done // self.total:3d}% "
-            f"{done}/{self.total} webhooks  {stats.messages}/{self.messages} messages  "
+            f"{done}/{self.total} webhooks{f' ({stats.failed} failed)' if stats.failed else ''}  "
+            f"{stats.messages}/{self.messages} messages  "
             f"{stats.bytes / 1e6:.1f} MB  {stats.webhooks / seconds:.0f}/s"
         )
         sys.stderr.write(f"\r{line}\x1b[K" if self.tty else line + "\n")

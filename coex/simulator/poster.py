@@ -47,7 +47,9 @@ class PostOptions:
     secret: bytes | None  # None: send unsigned (only for an ingest running insecure)
     concurrency: int = 8
     rate: float = 0.0  # POSTs per second, 0 for no limit
-    max_attempts: int = 8
+    # Like the platform, a delivery is retried while the target is away (an ingest restarting takes
+    # tens of seconds); after this long it counts as failed.
+    retry_for_s: float = 120.0
     timeout_s: float = 60.0
     # Consecutive deliveries that fail every attempt before giving up on the target entirely.
     give_up_after: int = 8
@@ -146,7 +148,9 @@ async def _post_one(
     if options.secret is not None:
         headers[SIGNATURE_HEADER] = sign(options.secret, body)
     reason = ""
-    for attempt in range(options.max_attempts):
+    first = time.monotonic()
+    attempt = 0
+    while True:
         await limiter.wait()
         try:
             async with client.post(options.url, data=body, headers=headers) as response:
@@ -160,8 +164,13 @@ async def _post_one(
             reason = f"HTTP {status}: {text[:200]}"
             if status < 500 and status not in RETRYABLE_STATUS:
                 break  # the receiver refuses this body; sending it again changes nothing
-        if attempt + 1 < options.max_attempts:
-            stats.retries += 1
-            await asyncio.sleep(backoff_s(attempt))
+        delay = backoff_s(attempt)
+        if time.monotonic() + delay - first > options.retry_for_s:
+            break
+        if attempt == 0:  # the same words for every delivery, so the log shows it once per window
+            log.warning("target not taking deliveries (%s); each retried up to %.0f s", reason, options.retry_for_s)
+        attempt += 1
+        stats.retries += 1
+        await asyncio.sleep(delay)
     log.warning("delivery of %d bytes failed: %s", len(body), reason)
     return False
