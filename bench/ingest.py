@@ -294,10 +294,12 @@ def write_results(text: str) -> None:
     path = ROOT / "bench" / "RESULTS.md"
     current = path.read_text() if path.exists() else "# Benchmarks\n"
     start = current.find(SECTION)
-    if start >= 0:
-        following = current.find("\n## ", start + len(SECTION))
-        current = current[:start].rstrip() + "\n" + (current[following:] if following >= 0 else "")
-    path.write_text(current.rstrip() + "\n\n" + text.rstrip() + "\n")
+    if start < 0:
+        path.write_text(current.rstrip() + "\n\n" + text.rstrip() + "\n")
+        return
+    following = current.find("\n## ", start + len(SECTION))  # the section is replaced where it is
+    rest = current[following:] if following >= 0 else "\n"
+    path.write_text(current[:start] + text.rstrip() + "\n" + rest)
 
 
 def machine() -> str:
@@ -329,9 +331,10 @@ def main() -> int:
         return 2
 
     bootstrap = os.environ.get("COEX_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    if not broker_answers(bootstrap):
-        env = dict(os.environ, COEX_KAFKA_BOOTSTRAP=bootstrap)
-        subprocess.run(["bash", str(ROOT / "deploy" / "kafka-local.sh"), "start"], env=env, check=True)
+    broker_env = dict(os.environ, COEX_KAFKA_BOOTSTRAP=bootstrap)
+    started_broker = not broker_answers(bootstrap)
+    if started_broker:
+        subprocess.run(["bash", str(ROOT / "deploy" / "kafka-local.sh"), "start"], env=broker_env, check=True)
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     port = free_port()
     env = dict(
@@ -368,6 +371,8 @@ def main() -> int:
     finally:
         bench_settings = Settings(_env_file=None, topic_prefix=prefix)  # type: ignore[call-arg]
         asyncio.run(drop_topics(bootstrap, topic_names(bench_settings)))
+        if started_broker:  # leave the machine as it was
+            subprocess.run(["bash", str(ROOT / "deploy" / "kafka-local.sh"), "stop"], env=broker_env, check=False)
 
     ms = 1000.0
     lines = [
