@@ -36,7 +36,10 @@ async def test_lag_counts_what_the_worker_group_has_not_committed(
     mine = partition_of("111", 3)
     assert await fetch_lag(settings) == {p: 3 if p == mine else 0 for p in range(3)}
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=settings.worker_group)
+    # No auto-commit: on stop it would commit the position the consumer reset to (the end), not ours.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=settings.worker_group, enable_auto_commit=False
+    )
     await consumer.start()
     try:
         consumer.assign([TopicPartition(history, mine)])
