@@ -209,9 +209,9 @@ def _history(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) 
                     continue
                 rows.append(row)
                 if row.error_code is not None:
-                    out.errors.extend(_message_errors(message, row, field, occurred_at))
+                    out.errors.extend(_message_errors(message, row, field))
         out.history_chunks.append(HistoryChunk(phase, chunk_order, progress, rows))
-    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, occurred_at, out)
+    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, out)
     return out
 
 
@@ -268,7 +268,7 @@ def _contact_change(item: Any, pnid: str, waba_id: str) -> ContactRow | None:
 def _echoes(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
-    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), occurred_at, out)
+    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), out)
     return out
 
 
@@ -300,10 +300,10 @@ def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at
 def _cloud_api(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
-    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), occurred_at, out)
+    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), out)
     for k, status in enumerate(_list(value, "statuses")):
         try:
-            row, errors = _status(status, pnid, waba_id, field, occurred_at)
+            row, errors = _status(status, pnid, waba_id, field)
         except _Bad as bad:
             out.reject(f".statuses[{k}]", bad, status)
             continue
@@ -314,10 +314,9 @@ def _cloud_api(field: str, value: dict[str, Any], waba_id: str, occurred_at: int
     return out
 
 
-def _status(
-    status: Any, pnid: str, waba_id: str, field: str, occurred_at: int
-) -> tuple[StatusRow, list[WebhookErrorRow]]:
-    """One `statuses` item -> its status row and the errors it reports."""
+def _status(status: Any, pnid: str, waba_id: str, field: str) -> tuple[StatusRow, list[WebhookErrorRow]]:
+    """One `statuses` item -> its status row and the errors it reports (dated by the status: a
+    redelivery has the same time, whenever it arrives)."""
     if type(status) is not dict:
         raise _Bad("", "expected an object")
     message_id = status.get("id")
@@ -331,7 +330,7 @@ def _status(
     if type(recipient) is not str:
         raise _Bad(".recipient_id", "expected a string")
     errors = [
-        _error_row(error, f".errors[{e}]", pnid, waba_id, field, message_id, occurred_at)
+        _error_row(error, f".errors[{e}]", pnid, waba_id, field, message_id, status_at)
         for e, error in enumerate(_list(status, "errors"))
     ]
     code = errors[0].code if errors else None
@@ -356,7 +355,6 @@ def _messages(
     pnid: str,
     waba_id: str,
     biz: frozenset[str] | tuple[()],
-    occurred_at: int,
     out: Normalized,
 ) -> list[MessageRow]:
     rows: list[MessageRow] = []
@@ -368,7 +366,7 @@ def _messages(
             continue
         rows.append(row)
         if row.error_code is not None:
-            out.errors.extend(_message_errors(message, row, out.field, occurred_at))
+            out.errors.extend(_message_errors(message, row, out.field))
     return rows
 
 
@@ -502,9 +500,10 @@ def _content(mtype: str, obj: Any) -> tuple[str, str, str]:
     return _str(obj.get("body") or obj.get("caption")), "", ""
 
 
-def _message_errors(message: dict[str, Any], row: MessageRow, field: str, occurred_at: int) -> list[WebhookErrorRow]:
+def _message_errors(message: dict[str, Any], row: MessageRow, field: str) -> list[WebhookErrorRow]:
+    """Dated by the message, so a redelivery has the same time whenever it arrives."""
     return [
-        _error_row(error, "", row.phone_number_id, row.waba_id, field, row.message_id, occurred_at)
+        _error_row(error, "", row.phone_number_id, row.waba_id, field, row.message_id, row.sent_at)
         for error in message["errors"]
     ]
 

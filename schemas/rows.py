@@ -122,7 +122,9 @@ class WebhookErrorRow(NamedTuple):
     title: str
     message: str
     details: str
-    occurred_at: int  # unix seconds (the entry's time, else the receive time)
+    # Unix seconds: the status's or message's own time; else the entry's time; else, for a history
+    # error, when it first arrived (streams/logic/sync_state.py); else the receive time.
+    occurred_at: int
     raw: str
 
 

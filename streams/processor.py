@@ -276,14 +276,15 @@ class Processor:
             out.published.append(release_record(pnid, "live", None, None, False, messages_json(n.messages)))
         out.statuses.extend(n.statuses)
         out.add("webhook_errors", n.errors)
-        out.add("webhook_errors", n.history_errors)
         out.add("account_events", n.account_events)
         for chunk in n.history_chunks:
             self._chunk(tx, out, n, chunk, partition, at, now)
         for row in n.media_followups:
             self._media(tx, out, row, partition, now, followup=True)
-        for code in [error.code for error in n.history_errors]:
-            self._sync(tx, out, pnid, partition, _declines(n.waba_id, code, at))
+        for error in n.history_errors:
+            state = self._sync(tx, out, pnid, partition, _declines(n.waba_id, error.code, at))
+            # Dated by its first arrival: the payload has no time, a redelivery must find the same row.
+            out.add("webhook_errors", [error._replace(occurred_at=state.error_at or error.occurred_at)])
         for contact in n.contacts:
             self._contact(tx, out, contact, partition)
         for event in n.account_events:
@@ -391,7 +392,7 @@ class Processor:
 
     def _sync(
         self, tx: _Tx, out: Output, pnid: str, partition: int, change: Callable[[sync_state.SyncState], bool]
-    ) -> None:
+    ) -> sync_state.SyncState:
         raw = tx.get(SYNC, pnid)
         state = sync_state.decode(_split_partition(raw)[1]) if raw else sync_state.SyncState()
         if change(state):
@@ -400,6 +401,7 @@ class Processor:
         rows = out.rows.setdefault("history_sync", [])
         rows[:] = [r for r in rows if r.phone_number_id != pnid]
         rows.append(sync_state.to_row(pnid, state))
+        return state
 
     def _contact(self, tx: _Tx, out: Output, row: ContactRow, partition: int) -> None:
         key = contacts.key(row)

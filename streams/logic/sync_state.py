@@ -12,6 +12,8 @@
   (phase, chunk_order) alone is not a delivery key, so a chunk's identity is (phase, chunk_order,
   first message id, message count), kept as a short hash.
 - version increases on every change, so the newest state wins in ClickHouse.
+- error_at: when the current error code first arrived. A history error carries no time of its own;
+  its `webhook_errors` row is dated by this, so a redelivery of it finds the same row key.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ class SyncState:
     # The newest message timestamp of the history seen so far: day 0 is onboarding, so this
     # approaches it from below and dates which media can still get a follow-up.
     newest_message_at: int = 0
+    error_at: int = 0
 
 
 def chunk_identity(phase: int, chunk_order: int, first_message_id: str, message_count: int) -> str:
@@ -81,6 +84,8 @@ def on_error(state: SyncState, waba_id: str, code: int, now: int) -> bool:
     """A history error; 2593109 means declined. Return whether the state changed."""
     before = _snapshot(state)
     state.waba_id = waba_id or state.waba_id
+    if code != state.error_code or not state.error_at:
+        state.error_at = now
     state.error_code = code
     if code == DECLINED_CODE and state.state != COMPLETE:
         state.state = DECLINED
@@ -124,13 +129,16 @@ def encode(state: SyncState) -> bytes:
             state.updated_at,
             state.version,
             state.newest_message_at,
+            state.error_at,
         ]
     )
 
 
 def decode(data: bytes) -> SyncState:
     w, s, p, phases, ids, msgs, code, at, version, *rest = orjson.loads(data)
-    return SyncState(w, s, p, list(phases), set(ids), msgs, code, at, version, rest[0] if rest else 0)
+    # Later fields are missing from states written by earlier versions.
+    newest, error_at = [*rest, 0, 0][:2]
+    return SyncState(w, s, p, list(phases), set(ids), msgs, code, at, version, newest, error_at)
 
 
 def _snapshot(state: SyncState) -> tuple[object, ...]:

@@ -343,6 +343,8 @@ def test_errors_inside_messages_and_statuses() -> None:
         ("wamid.unsupported", 131051, "d"),
         ("wamid.out2", 131060, ""),
     ]
+    # Dated by the message and the status, not by when the webhook arrived.
+    assert [e.occurred_at for e in out.errors] == [out.messages[0].sent_at, 1739231002]
 
 
 def test_direction_uses_digits_and_from_me() -> None:
@@ -613,7 +615,10 @@ def test_invariants(change: tuple[str, dict[str, Any]], entry_time: int | None) 
         assert contact_row.version == contact_version(contact_row.changed_at, bool(contact_row.deleted))
         assert not contact_row.deleted or contact_row.full_name == contact_row.first_name == ""
     occurred = entry_time if entry_time is not None else 1_800_000_000
-    assert all(e.occurred_at == occurred for e in out.errors + out.history_errors)
+    # An error of a message or a status is dated by it (the same whenever a redelivery arrives).
+    own_time = {r.message_id: r.sent_at for r in rows} | {r.message_id: r.status_at for r in out.statuses}
+    for e in out.errors + out.history_errors:
+        assert e.occurred_at == (own_time[e.message_id] if e.message_id else occurred)
     assert all(e.event_at == occurred for e in out.account_events)
 
 

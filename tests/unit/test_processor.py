@@ -28,11 +28,12 @@ MSGS_PER_CHUNK = 3
 USERS = ["16505551234", "12125557890"]
 
 
-def _envelope(field_name: str, value: dict[str, Any], time: int = 1739212624) -> bytes:
-    change = {"field": field_name, "value": value}
-    return orjson.dumps(
-        {"object": "whatsapp_business_account", "entry": [{"id": WABA, "time": time, "changes": [change]}]}
-    )
+def _envelope(field_name: str, value: dict[str, Any], time: int | None = None) -> bytes:
+    """As the platform sends them: only account_update entries carry a `time`."""
+    entry: dict[str, Any] = {"id": WABA, "changes": [{"field": field_name, "value": value}]}
+    if time is not None:
+        entry["time"] = time
+    return orjson.dumps({"object": "whatsapp_business_account", "entry": [entry]})
 
 
 def _meta(pnid: str = PNID) -> dict[str, str]:
@@ -171,10 +172,11 @@ def deliveries(scenario: Scenario, seed: int) -> list[bytes]:
 
 
 def records(bodies: list[bytes], prefix: str = "coex.") -> list[tuple[str, bytes, bytes]]:
-    """(topic, key, value) for each change of each delivery, as the ingest writes them."""
+    """(topic, key, value) for each change of each delivery, as the ingest writes them (a second
+    apart: a redelivery arrives later than the delivery)."""
     out = []
     for n, body in enumerate(bodies):
-        for rec in split_delivery(body, f"d{n}", 1739500000.0):
+        for rec in split_delivery(body, f"d{n}", 1739500000.0 + n):
             out.append((topic_name(rec.field, prefix), rec.key, rec.value))
     return out
 
@@ -189,6 +191,7 @@ class FinalTables:
         "messages": (lambda r: (r.phone_number_id, r.message_id), lambda r: r.version),
         "contacts": (lambda r: (r.phone_number_id, r.contact_wa_id), lambda r: r.version),
         "history_sync": (lambda r: (r.phone_number_id,), lambda r: r.version),
+        "webhook_errors": (lambda r: (r.phone_number_id, r.occurred_at, r.field, r.message_id, r.code), lambda r: 0),
     }
 
     def add(self, out: Output) -> None:
@@ -227,6 +230,8 @@ def check(scenario: Scenario, final: FinalTables, outs: list[Output]) -> None:
     assert sync[PNID].chunks_received == len(scenario.chunks)
     assert sync[PNID].messages_received == len(scenario.chunks) * MSGS_PER_CHUNK
     assert (sync[DECLINED_PNID].state, sync[DECLINED_PNID].error_code) == ("declined", 2593109)
+    declined = [r for r in final.tables["webhook_errors"].values() if r.code == 2593109]
+    assert len(declined) == 1  # however often it was redelivered, and whenever
     events = {r.event for r in final.tables["account_events"].values()}
     assert events == {"PARTNER_REMOVED"}
     released = [

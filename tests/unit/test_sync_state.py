@@ -1,0 +1,30 @@
+"""The per-business sync state: its error time and the states earlier versions stored."""
+
+from __future__ import annotations
+
+import orjson
+
+from streams.logic import sync_state
+from streams.logic.sync_state import DECLINED, SyncState, decode, encode, on_error
+
+
+def test_an_error_is_dated_by_its_first_arrival() -> None:
+    state = SyncState()
+    assert on_error(state, "waba", 2593109, 100)
+    assert not on_error(state, "waba", 2593109, 250)  # a redelivery changes nothing
+    assert (state.state, state.error_code, state.error_at) == (DECLINED, 2593109, 100)
+    assert on_error(state, "waba", 131000, 300)
+    assert state.error_at == 300
+
+
+def test_the_state_round_trips_and_earlier_forms_still_read() -> None:
+    state = SyncState(waba_id="waba", progress=40, phases_seen=[0, 1], chunk_ids={"a"}, messages_received=9)
+    on_error(state, "waba", 2593109, 100)
+    state.newest_message_at = 90
+    assert decode(encode(state)) == state
+    fields = orjson.loads(encode(state))
+    without_error_at, without_newest = fields[:-1], fields[:-2]
+    assert decode(orjson.dumps(without_error_at)).error_at == 0
+    older = decode(orjson.dumps(without_newest))
+    assert (older.newest_message_at, older.error_at, older.error_code) == (0, 0, 2593109)
+    assert sync_state.to_row("pnid", older).error_code == 2593109
