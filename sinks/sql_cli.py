@@ -46,6 +46,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         hint = ""
         if "TOO_MANY_ROWS" in str(exc):
             hint = f" (results stop at COEX_SQL_MAX_ROWS={settings.sql_max_rows:,} rows; raise it to export more)"
+        elif "UNKNOWN_DATABASE" in str(exc):
+            hint = f" (no schema at {settings.clickhouse_url} yet: run `coex migrate`, or start `coex dev`)"
         sys.stderr.write(f"coex sql: failed: {one_line(exc)}{hint}\n")
         return EXIT_FAILED
     finally:

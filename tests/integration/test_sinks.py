@@ -451,6 +451,13 @@ def test_coex_sql_reads_through_the_owner_and_refuses_writes(owned_engine: dict[
     assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
 
 
+def test_coex_sql_before_any_schema_says_how_to_make_one(tmp_path: Path) -> None:
+    env = dict(os.environ, COEX_CLICKHOUSE_URL=f"chdb://{tmp_path / 'fresh'}")
+    failed = coex_sql(env, "SELECT count() FROM messages")
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "UNKNOWN_DATABASE" in failed.stderr and "run `coex migrate`" in failed.stderr
+
+
 async def test_a_second_process_writes_through_the_owner(owned_engine: dict[str, str]) -> None:
     settings = Settings(
         clickhouse_url=owned_engine["COEX_CLICKHOUSE_URL"], clickhouse_database=owned_engine["COEX_CLICKHOUSE_DATABASE"]
