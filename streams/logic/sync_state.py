@@ -151,6 +151,7 @@ def _snapshot(state: SyncState) -> tuple[object, ...]:
         state.messages_received,
         state.error_code,
         state.newest_message_at,
+        state.error_at,
     )
 
 

@@ -28,3 +28,10 @@ def test_the_state_round_trips_and_earlier_forms_still_read() -> None:
     older = decode(orjson.dumps(without_newest))
     assert (older.newest_message_at, older.error_at, older.error_code) == (0, 0, 2593109)
     assert sync_state.to_row("pnid", older).error_code == 2593109
+
+
+def test_an_error_stored_before_error_times_gets_one_on_its_next_redelivery() -> None:
+    state = SyncState(error_code=2593109, state=DECLINED)  # as a state of an earlier version reads
+    assert on_error(state, "waba", 2593109, 500)  # changed: the time is stored, and kept from then on
+    assert not on_error(state, "waba", 2593109, 900)
+    assert state.error_at == 500
