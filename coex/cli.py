@@ -52,6 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     sim.add_argument("--rate", type=float, default=0.0, help="max POSTs per second, 0 for no limit")
     sim.add_argument("--concurrency", type=int, default=8, help="parallel POSTs (default 8)")
+    sim.add_argument(
+        "--retry-for",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="retry a failed delivery this long, as the platform retries (default 120)",
+    )
     sim.add_argument("--expect-out", default=None, help="write the expected end state as JSON here")
 
     sub.add_parser("status", help="per-business sync status from ClickHouse")

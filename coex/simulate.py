@@ -36,7 +36,11 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     detail = args.expect_out is not None and args.businesses * args.messages <= DETAIL_LIMIT
     sim = Simulation(args.businesses, args.messages, args.seed, detail=detail)
     options = PostOptions(
-        url=url, secret=secret.encode() if secret else None, concurrency=args.concurrency, rate=args.rate
+        url=url,
+        secret=secret.encode() if secret else None,
+        concurrency=args.concurrency,
+        rate=args.rate,
+        **({} if args.retry_for is None else {"retry_for_s": args.retry_for}),
     )
     sys.stderr.write(
         f"coex simulate: {args.businesses} businesses, {sim.total_messages} messages, {sim.total} webhooks -> {url}\n"
@@ -48,7 +52,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         Path(args.expect_out).write_bytes(orjson.dumps(sim.expected.to_json(), option=orjson.OPT_INDENT_2))
     sys.stdout.write(summary(args.businesses, stats) + "\n")
     if stats.aborted:
-        sys.stderr.write("coex simulate: gave up: the target kept failing (see the warnings above)\n")
+        unwritten = f"; {args.expect_out} not written: not every webhook was sent" if args.expect_out else ""
+        sys.stderr.write(f"coex simulate: gave up: the target kept failing (see the warnings above){unwritten}\n")
     return 0 if stats.failed == 0 and not stats.aborted else 1
 
 
@@ -61,6 +66,8 @@ def _check(args: argparse.Namespace) -> str:
         return "--concurrency must be at least 1"
     if args.rate < 0:
         return "--rate must not be negative"
+    if args.retry_for is not None and args.retry_for < 0:
+        return "--retry-for must not be negative"
     return ""
 
 

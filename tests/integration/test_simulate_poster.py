@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 from aiohttp import web
 
 from coex.simulator.poster import PostOptions, post_all
 from coex.simulator.scenario import Delivery
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def deliveries(n: int) -> Iterator[Delivery]:
@@ -55,3 +59,19 @@ async def test_a_target_that_stays_away_is_given_up_after_the_retry_window() -> 
     stats = await post_all(deliveries(50), options)
     assert stats.aborted and stats.webhooks == 0 and stats.failed >= 2
     assert time.monotonic() - started < 10
+
+
+def test_coex_simulate_gives_up_on_a_target_that_stays_away_and_says_what_it_did_not_write(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    expect = tmp_path / "expected.json"
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "coex"), "simulate", "--url", f"http://127.0.0.1:{port}/webhook",
+         "--secret", "s", "--businesses", "1", "--messages", "50", "--retry-for", "0.5",
+         "--expect-out", str(expect)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert f"gave up: the target kept failing (see the warnings above); {expect} not written" in done.stderr
+    assert not expect.exists()
