@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -23,6 +24,9 @@ from sinks.encode import FORMAT, encode_rows
 from sinks.statements import check_read_only
 
 log = logging.getLogger(__name__)
+
+# How long to wait for a process that holds the embedded engine to serve it (write its owner file).
+OWNER_WAIT_S = 60.0
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -245,23 +249,32 @@ def open_engine(settings: Settings, *, create_database: bool = True) -> Engine:
     the first query's error, not a write.
     """
     target = parse_url(settings.clickhouse_url)
-    if target.embedded:
-        from sinks.remote import connect_owner
+    if not target.embedded:
+        return _client_engine(settings, create_database)
+    from sinks.remote import connect_owner
 
+    deadline = time.monotonic() + OWNER_WAIT_S
+    while True:
         remote = connect_owner(target.path, settings.clickhouse_database)
         if remote is not None:
             return remote
-    try:
-        return ClientEngine(
-            settings.clickhouse_url,
-            settings.clickhouse_database,
-            readonly_settings(settings),
-            create_database=create_database,
-        )
-    except Exception as exc:
-        if target.embedded and "EmbeddedServer" in str(exc):
-            raise RuntimeError(
-                f"the embedded ClickHouse at {target.path} is open in another process that does not "
-                "serve it (no live owner in its .coex-owner.json); stop that process or use its endpoint"
-            ) from exc
-        raise
+        try:
+            return _client_engine(settings, create_database)
+        except Exception as exc:
+            if "EmbeddedServer" not in str(exc):
+                raise
+            # Another process holds the engine: a worker that has just opened it serves it a few
+            # seconds later (after its migrations and Kafka start), so wait for its owner file.
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"the embedded ClickHouse at {target.path} is open in another process that has not "
+                    f"served it within {OWNER_WAIT_S:.0f} s (no live owner in its .coex-owner.json); "
+                    "stop that process or use its endpoint"
+                ) from exc
+            log.info("the embedded ClickHouse at %s is being opened by another process; waiting for it", target.path)
+            time.sleep(0.5)
+
+
+def _client_engine(settings: Settings, create_database: bool) -> ClientEngine:
+    url, database = settings.clickhouse_url, settings.clickhouse_database
+    return ClientEngine(url, database, readonly_settings(settings), create_database=create_database)

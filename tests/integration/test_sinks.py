@@ -378,7 +378,7 @@ def test_should_flush_by_size_and_age(engine: Engine) -> None:
 
 OWNER = textwrap.dedent(
     """
-    import asyncio, sys
+    import asyncio, os, sys
     from coex.settings import Settings
     from sinks.engine import open_engine
     from sinks.engine_server import serve_engine
@@ -387,6 +387,8 @@ OWNER = textwrap.dedent(
     async def main() -> None:
         settings = Settings()
         engine = open_engine(settings)
+        print("opened", flush=True)
+        await asyncio.sleep(float(os.environ.get("SERVE_AFTER_S", "0")))  # a worker starting up
         apply_migrations(engine, settings.clickhouse_database)
         engine.command(
             "INSERT INTO messages (phone_number_id, message_id, sent_at, version) "
@@ -416,6 +418,7 @@ def owned_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
     )
     assert proc.stdout is not None and proc.stdin is not None
     try:
+        assert proc.stdout.readline().strip() == b"opened"
         assert proc.stdout.readline().strip() == b"ready"
         yield env
     finally:
@@ -423,6 +426,25 @@ def owned_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
         proc.wait(timeout=30)
     assert proc.returncode == 0
     assert not (tmp_path / "owned" / ".coex-owner.json").exists()
+
+
+def test_a_process_opening_an_engine_that_another_is_still_starting_to_serve_waits_for_it(tmp_path: Path) -> None:
+    env = dict(os.environ, COEX_CLICKHOUSE_URL=f"chdb://{tmp_path / 'starting'}", COEX_SQL_PORT="0", SERVE_AFTER_S="3")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", OWNER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
+    )
+    assert proc.stdout is not None and proc.stdin is not None
+    try:
+        assert proc.stdout.readline().strip() == b"opened"  # it holds the engine, serves it 3 s later
+        engine = open_engine(Settings(clickhouse_url=env["COEX_CLICKHOUSE_URL"]))
+        try:
+            assert isinstance(engine, RemoteEngine)
+            assert engine.query_rows("SELECT message_id FROM messages") == [("wamid.owned",)]
+        finally:
+            engine.close()
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
 
 
 def coex_sql(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
