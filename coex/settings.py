@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # exits to be started again (streams/stall.py); 0 never.
     worker_stall_timeout_s: float = Field(default=300.0, ge=0)
     worker_session_timeout_s: float = Field(default=60.0, ge=6)  # a dead worker's partitions move after this
+    # A stopping worker's wait for ClickHouse to take its buffered rows (`coex dev` gives a child 60 s).
+    worker_shutdown_flush_s: float = Field(default=30.0, ge=0)
 
     # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.
     sql_port: int = 8123 + 10000

@@ -66,6 +66,10 @@ class RemoteEngine(RowInserts):
             self._http.close()
             self.owner, self._http = owner, self._connect(owner)
 
+    def owner_alive(self) -> bool:
+        """Whether a live process still serves the engine (this one's owner or a successor)."""
+        return read_owner(self.engine_path) is not None
+
     def ping(self) -> bool:
         try:
             response = self._http.get("/ping", timeout=2.0)

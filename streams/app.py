@@ -39,6 +39,7 @@ from ingest.publisher import pick_compression
 from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, track_topics
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
+from sinks.remote import RemoteEngine
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
 from streams.delivery import deliver_without_race, fetch_while_full
@@ -59,6 +60,9 @@ from streams.topics import TICKS
 log = logging.getLogger(__name__)
 
 EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/stall.py)
+EXIT_ENGINE_GONE = 75  # EX_TEMPFAIL: the process serving the embedded engine is gone; a restart opens it
+# How long writes may fail with no live process serving the embedded engine before this worker exits.
+ENGINE_GONE_S = 10.0
 KAFKA_PROBE_S = 10.0  # how long the watchdog waits for Kafka's answer before calling it away
 
 # Bytes sent to normalized_messages before their confirmations are awaited, not at commit only.
@@ -218,6 +222,7 @@ class StreamWorker:
         self._oldest_uncommitted = 0.0
         self._stream: StreamT[bytes] | None = None
         self._idle_since = time.monotonic()
+        self._engine_gone_since: float | None = None
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
 
         self.app.agent(source, name="coex-streams")(self._consume)
@@ -226,6 +231,8 @@ class StreamWorker:
         if settings.worker_stall_timeout_s > 0:
             interval = min(settings.worker_stall_timeout_s / 4, 30.0)
             self.app.timer(interval=interval, name="coex-watchdog")(self._watchdog)
+        if isinstance(getattr(writer, "engine", None), RemoteEngine):
+            self.app.timer(interval=ENGINE_GONE_S / 4, name="coex-engine-owner")(self._check_engine_owner)
 
         async def metrics_page(view: Any, request: Any) -> Any:  # faust binds a page function to its view
             self._update_lag()
@@ -485,6 +492,27 @@ class StreamWorker:
             log.critical("task %s waits at:\n  %s", task.get_name(), "\n  ".join(await_chain(task.get_coro())))
         logging.shutdown()
         os._exit(EXIT_STALLED)
+
+    async def _check_engine_owner(self) -> None:
+        """A peer of the process serving the embedded engine: if that process died, nobody serves
+        the engine and writes fail for good; exit, so that the restart opens the engine itself."""
+        engine: RemoteEngine = self.writer.engine  # type: ignore[attr-defined]  # checked at start
+        if not self.writer.failing or await asyncio.to_thread(engine.owner_alive):
+            self._engine_gone_since = None
+            return
+        now = time.monotonic()
+        if self._engine_gone_since is None:
+            self._engine_gone_since = now
+        if now - self._engine_gone_since < ENGINE_GONE_S:
+            return
+        log.critical(
+            "the process that served the embedded ClickHouse at %s (pid %d) is gone and none serves it now: "
+            "exiting, to be started again and open it (nothing uncommitted is lost)",
+            engine.engine_path,
+            engine.owner.pid,
+        )
+        logging.shutdown()
+        os._exit(EXIT_ENGINE_GONE)
 
     def _records_waiting(self) -> bool:
         ours = set(self.source.topics) - {self.ticks.get_topic_name()}

@@ -2,7 +2,8 @@
 
 Before faust starts: open ClickHouse (apply migrations) and create the topics. While it runs: if
 this process owns the embedded engine, serve it on loopback so `coex sql` and other workers reach
-it. On SIGTERM/SIGINT faust stops the agent; then the writer is flushed and the engine closed.
+it. On SIGTERM/SIGINT faust stops the agent; then the writer is flushed (for at most
+COEX_WORKER_SHUTDOWN_FLUSH_S) and the engine closed.
 Records processed but not yet committed are simply read again by whoever owns the partition next;
 every write is idempotent.
 """
@@ -57,8 +58,18 @@ class _Worker(faust.Worker):
             log.info("serving the embedded ClickHouse for peers on loopback")
 
     async def on_shutdown(self) -> None:
-        log.info("flushing %d buffered rows before exit", self.writer.buffered_rows)
-        await self.writer.flush()
+        rows, limit = self.writer.buffered_rows, self.coex_settings.worker_shutdown_flush_s
+        log.info("flushing %d buffered rows before exit", rows)
+        try:
+            await asyncio.wait_for(self.writer.flush(), limit)
+        except TimeoutError:
+            # Nothing is lost: rows are acked to Kafka only once written, so their records are read again.
+            log.error(
+                "ClickHouse did not take the %d buffered rows within %.0f s (COEX_WORKER_SHUTDOWN_FLUSH_S); "
+                "exiting without them: their records are not committed and are read again at the next start",
+                rows,
+                limit,
+            )
         await asyncio.to_thread(self.engine.close)
         await super().on_shutdown()
 

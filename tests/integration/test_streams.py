@@ -352,6 +352,30 @@ async def test_two_workers_sharing_the_partitions_end_in_the_same_rows(cluster: 
     assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
 
 
+@pytest.mark.timeout(300)
+async def test_peers_of_an_engine_owner_that_died_exit_and_a_restart_serves_the_engine(cluster: Cluster) -> None:
+    cluster.extra_env["COEX_WORKER_SHUTDOWN_FLUSH_S"] = "2"
+    scenario = build_scenario()
+    cluster.serve_engine()
+    first, second = cluster.start("w1"), cluster.start("w2")  # peers: they write through the owner
+    for name in ("w1", "w2"):
+        await asyncio.to_thread(cluster.wait_log, name, "Worker ready")
+    assert cluster.owner is not None
+    cluster.owner.kill()  # its owner file stays behind, naming a dead process
+    cluster.owner.wait()
+    await _produce(cluster.bootstrap, records(deliveries(scenario, seed=3), cluster.prefix))
+    await asyncio.to_thread(cluster.wait_log, "w2", "ClickHouse write failed")
+    started = time.monotonic()
+    cluster.stop(second)  # stopping while ClickHouse is away takes the flush limit, not forever
+    assert second.returncode == 0 and time.monotonic() - started < 20, f"see {cluster.logs}"
+    assert cluster.count_log("w2", "exiting without them") == 1
+    assert await asyncio.to_thread(first.wait, 90) == 75, f"see {cluster.logs}"  # EX_TEMPFAIL
+    assert cluster.count_log("w1", "is gone and none serves it now") == 1
+    cluster.start("w1-again")  # opens the engine itself and serves it
+    expected = _expected(scenario)
+    assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+
+
 class _Paced:
     """Sends the records in order: a few at a steady pace, or a burst of them at once."""
 
