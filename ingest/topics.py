@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -43,6 +44,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in topic_names(settings) if name not in existing]
+        present = [name for name in topic_names(settings) if name in existing]
+        if present:
+            _warn_other_partition_counts(await admin.describe_topics(present), settings.topic_partitions)
         if not missing:
             return []
         configs = topic_configs(settings)
@@ -65,6 +69,19 @@ async def ensure_topics(settings: Settings) -> list[str]:
     if created:
         log.info("created Kafka topics %s", ", ".join(sorted(created)))
     return created
+
+
+def _warn_other_partition_counts(described: list[dict[str, Any]], wanted: int) -> None:
+    # A topic created a moment ago may be described without its partitions yet: not a mismatch.
+    other = {str(t["topic"]): len(t["partitions"]) for t in described if len(t["partitions"]) not in (0, wanted)}
+    if other:
+        log.warning(
+            "topics %s keep the partitions they have, not COEX_TOPIC_PARTITIONS=%d: adding partitions would "
+            "move businesses between partitions mid-sync (deploy/OPERATIONS.md, 'Topics and partitions', "
+            "says how to change the count with a new COEX_TOPIC_PREFIX)",
+            ", ".join(f"{name} ({count})" for name, count in sorted(other.items())),
+            wanted,
+        )
 
 
 async def track_topics(producer: AIOKafkaProducer, topics: Iterable[str]) -> None:

@@ -201,3 +201,19 @@ async def test_kafka_unreachable_at_start_is_503_not_a_crash(unique: Callable[[s
         assert "retry-after" in r.headers
         assert (await client.get("/readyz")).status_code == 503
         assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_ensure_topics_says_when_the_topics_have_another_partition_count(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(50):  # the fixture's topics, once their partitions are described
+        caplog.clear()
+        assert await ensure_topics(settings.model_copy(update={"topic_partitions": settings.topic_partitions})) == []
+        assert "keep the partitions they have" not in caplog.text
+        other = settings.model_copy(update={"topic_partitions": settings.topic_partitions + 2})
+        assert await ensure_topics(other) == []
+        if settings.topic("history") in caplog.text:
+            break
+        await asyncio.sleep(0.2)
+    assert f"{settings.topic('history')} ({settings.topic_partitions})" in caplog.text
+    assert f"not COEX_TOPIC_PARTITIONS={settings.topic_partitions + 2}" in caplog.text
