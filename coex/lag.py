@@ -47,32 +47,37 @@ def business_lag(key: str, lag: dict[int, int]) -> int:
 
 async def fetch_lag(settings: Settings) -> dict[int, int] | None:
     """Records waiting per partition number for the worker group; None if Kafka does not answer."""
+    # Kafka away is this function's answer (None), not news: aiokafka logs each failed connection as
+    # an error, which `coex status` and `coex dev` would print above their own lines.
+    kafka_log = logging.getLogger("aiokafka")
+    level = kafka_log.level
+    kafka_log.setLevel(logging.CRITICAL)
     try:
         async with asyncio.timeout(TIMEOUT_S):
             return await _fetch(settings)
     except (KafkaError, OSError, TimeoutError) as exc:
         log.debug("no lag: Kafka at %s does not answer (%r)", settings.kafka_bootstrap, exc)
         return None
+    finally:
+        kafka_log.setLevel(level)
 
 
 async def _fetch(settings: Settings) -> dict[int, int]:
     topics = [settings.topic(field) for field in INGEST_TOPICS]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="coex-lag")
-    await consumer.start()
-    try:
+    try:  # both stopped also when a start failed: an unclosed client warns when collected
+        await consumer.start()
         await admin.start()
-        try:
-            partitions = [
-                TopicPartition(str(found["topic"]), int(p["partition"]))
-                for found in await admin.describe_topics(topics)
-                for p in found["partitions"]  # none for a topic not created yet
-            ]
-            ends = await consumer.end_offsets(partitions) if partitions else {}
-            offsets = await _group_offsets(admin, settings.worker_group)
-        finally:
-            await admin.close()
+        partitions = [
+            TopicPartition(str(found["topic"]), int(p["partition"]))
+            for found in await admin.describe_topics(topics)
+            for p in found["partitions"]  # none for a topic not created yet
+        ]
+        ends = await consumer.end_offsets(partitions) if partitions else {}
+        offsets = await _group_offsets(admin, settings.worker_group)
     finally:
+        await admin.close()
         await consumer.stop()
     committed = {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
     return lag_by_partition(ends, committed)
