@@ -167,7 +167,24 @@ def banner(settings: Settings, secret_from_file: bool) -> str:
     )
 
 
+def port_taken(host: str, port: int) -> bool:
+    """Whether something already listens on the ingest's address (the ingest could only exit)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    if port_taken(settings.ingest_host, settings.ingest_port):
+        sys.stderr.write(
+            f"coex dev: port {settings.ingest_port} is taken (another coex dev or ingest?): stop that "
+            "process or set COEX_INGEST_PORT\n"
+        )
+        return 2
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     logs = settings.data_dir / "logs"
     logs.mkdir(exist_ok=True)
