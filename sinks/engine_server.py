@@ -69,7 +69,10 @@ class EngineEndpoint:
 
     def _same_database(self, database: Any) -> None:
         if database != self.engine.database:
-            raise StatementRefused(f"this endpoint serves database {self.engine.database}, not {database}")
+            raise StatementRefused(
+                f"this endpoint serves database {self.engine.database}, not {database}: set "
+                f"COEX_CLICKHOUSE_DATABASE={self.engine.database} and name another database's tables as db.table"
+            )
 
     async def ping(self, request: web.Request) -> web.Response:
         return web.json_response({"pid": os.getpid(), "database": self.engine.database})
