@@ -4,6 +4,7 @@ again without touching the session's."""
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -13,19 +14,33 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "deploy" / "kafka-local.sh"
 
 
+# Ports for servers a test starts: below Linux's ephemeral range (32768-60999), which the kernel
+# hands to client sockets, so that no connection made meanwhile takes the port before the server
+# binds it (a worker's web port was taken so once).
+_LISTEN_PORTS = range(20000, 32700)
+
+
+def free_port(pair: bool = False) -> int:
+    """A free port to listen on (with `pair`, p+1 too: kafka-local.sh puts the controller on p+1)."""
+    rnd = random.Random()
+    for _ in range(200):
+        port = rnd.choice(_LISTEN_PORTS)
+        if all(_bindable(p) for p in ((port, port + 1) if pair else (port,))):
+            return port
+    raise RuntimeError("no free port")
+
+
 def free_port_pair() -> int:
-    """A port p with p+1 free too (kafka-local.sh puts the controller on p+1)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port: int = s.getsockname()[1]
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
+    return free_port(pair=True)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+    return True
 
 
 class Broker:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,15 +19,11 @@ from typing import Any
 
 import pytest
 
+from tests.integration.broker_kit import free_port
+
 COEX = [sys.executable, "-m", "coex.cli"]
 BUSINESSES = 4
 MESSAGES = 400
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

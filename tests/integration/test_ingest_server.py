@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,10 @@ import httpx
 import pytest
 
 from schemas.routing import decode_record
+from tests.integration.broker_kit import free_port
 from tests.integration.ingest_kit import SECRET, change, envelope, ingest_settings, read_topics, signed
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def coex_env(**values: str) -> dict[str, str]:

@@ -12,7 +12,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -28,7 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sinks.remote import connect_owner
-from tests.integration.broker_kit import Broker
+from tests.integration.broker_kit import Broker, free_port
 from tests.unit.test_processor import (
     DECLINED_PNID,
     MESSAGE_COLUMNS,
@@ -75,12 +74,6 @@ ENGINE_OWNER = textwrap.dedent(
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass
 class Cluster:
     bootstrap: str
@@ -103,7 +96,7 @@ class Cluster:
             COEX_TOPIC_PARTITIONS=str(PARTITIONS),
             COEX_WORKER_GROUP=self.group,
             COEX_WORKER_WEB_PORT=str(web_port),
-            COEX_SQL_PORT=str(_free_port()),
+            COEX_SQL_PORT=str(free_port()),
             COEX_WORKER_SWEEP_INTERVAL_S="2",
             COEX_SINK_BATCH_AGE_S="0.3",
             COEX_WORKER_SESSION_TIMEOUT_S="10",
@@ -115,7 +108,7 @@ class Cluster:
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
-        self.web_ports[name] = _free_port()
+        self.web_ports[name] = free_port()
         env = self.env(self.web_ports[name])
         proc = subprocess.Popen([COEX, "worker", "--id", name], env=env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
