@@ -8,6 +8,7 @@ formats them. Exit 2 when the statement is refused (not read-only), 1 when it fa
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from coex.settings import Settings
@@ -21,8 +22,19 @@ EXIT_REFUSED = 2
 def one_line(error: BaseException) -> str:
     """ClickHouse errors span lines and repeat themselves; keep the first line, trimmed."""
     text = str(error).strip() or type(error).__name__
-    first = text.splitlines()[0]
+    first = innermost(text.splitlines()[0])
     return first if len(first) <= 500 else first[:497] + "..."
+
+
+def innermost(line: str) -> str:
+    """An error ClickHouse wrapped once per layer it passed (`Code: 73. DB::Exception: Code: 73. ...`,
+    then `(version ...). (NAME)` as often) as one `Code: N. DB::Exception: message. (NAME)`."""
+    start = line.find("Code: ")
+    code = re.match(r"Code: (\d+)\. DB::Exception: ", line[start:]) if start >= 0 else None
+    if code is None:
+        return line
+    message = line.rpartition("DB::Exception: ")[2].split(" (version ")[0]
+    return f"{line[:start]}Code: {code.group(1)}. DB::Exception: {message}"
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
