@@ -9,6 +9,7 @@ them from async code through `asyncio.to_thread`.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -251,6 +252,9 @@ def open_engine(settings: Settings, *, create_database: bool = True) -> Engine:
     target = parse_url(settings.clickhouse_url)
     if not target.embedded:
         return _client_engine(settings, create_database)
+    if not create_database and not os.path.isdir(target.path):
+        # A reader would leave an empty engine folder behind.
+        raise FileNotFoundError(f"no embedded ClickHouse at {target.path} yet: run `coex migrate`, or start `coex dev`")
     from sinks.remote import connect_owner
 
     deadline = time.monotonic() + OWNER_WAIT_S

@@ -477,6 +477,11 @@ def test_coex_sql_before_any_schema_says_how_to_make_one(tmp_path: Path) -> None
     env = dict(os.environ, COEX_CLICKHOUSE_URL=f"chdb://{tmp_path / 'fresh'}")
     failed = coex_sql(env, "SELECT count() FROM messages")
     assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
+    assert "no embedded ClickHouse at" in failed.stderr and "run `coex migrate`" in failed.stderr
+    assert not (tmp_path / "fresh").exists()  # a reader leaves no empty engine behind
+    (tmp_path / "fresh").mkdir()  # an engine folder without the database
+    failed = coex_sql(env, "SELECT count() FROM messages")
+    assert failed.returncode == 1 and failed.stderr.count("\n") == 1, failed.stderr
     assert "UNKNOWN_DATABASE" in failed.stderr and "run `coex migrate`" in failed.stderr
 
 
