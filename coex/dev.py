@@ -23,6 +23,7 @@ from typing import TextIO
 
 from coex import kafka_local
 from coex.dev_secret import dev_secret_path, ensure_dev_secret
+from coex.ports import port_free
 from coex.settings import Settings
 
 log = logging.getLogger("coex.dev")
@@ -167,19 +168,8 @@ def banner(settings: Settings, secret_from_file: bool) -> str:
     )
 
 
-def port_taken(host: str, port: int) -> bool:
-    """Whether something already listens on the ingest's address (the ingest could only exit)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError:
-            return True
-    return False
-
-
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    if port_taken(settings.ingest_host, settings.ingest_port):
+    if not port_free(settings.ingest_host, settings.ingest_port):
         sys.stderr.write(
             f"coex dev: port {settings.ingest_port} is taken (another coex dev or ingest?): stop that "
             "process or set COEX_INGEST_PORT\n"

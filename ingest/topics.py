@@ -43,8 +43,9 @@ async def ensure_topics(settings: Settings) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [name for name in topic_names(settings) if name not in existing]
-        present = [name for name in topic_names(settings) if name in existing]
+        names = topic_names(settings)
+        missing = [name for name in names if name not in existing]
+        present = [name for name in names if name in existing]
         if present:
             _warn_other_partition_counts(await admin.describe_topics(present), settings.topic_partitions)
         if not missing:

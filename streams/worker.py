@@ -13,13 +13,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import socket
 from typing import Any
 
 import faust
 
 from coex.logs import hold_back_repeats
 from coex.memory import bound_memory
+from coex.ports import any_free_port, port_free
 from coex.settings import Settings
 from ingest.topics import ensure_topics
 from sinks.engine import ClientEngine, Engine, open_engine
@@ -76,16 +76,9 @@ class _Worker(faust.Worker):
 
 def web_port(wanted: int) -> int:
     """The metrics port: `wanted` if free, else any free one (N workers may share a machine)."""
-    if wanted <= 0:
+    if wanted <= 0 or port_free("0.0.0.0", wanted):
         return wanted
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("0.0.0.0", wanted))
-            return wanted
-        except OSError:
-            probe.bind(("0.0.0.0", 0))
-            port = int(probe.getsockname()[1])
+    port = any_free_port("0.0.0.0")
     log.warning("port %d is taken (another worker?); serving /metrics on port %d", wanted, port)
     return port
 
