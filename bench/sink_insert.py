@@ -2,10 +2,13 @@
 
     .venv/bin/python bench/sink_insert.py [--rows 1000000] [--batch 50000] [--write-results]
 
-Same run, same engine, same row shape, four ways:
+Same run, same engine, same row shape, five ways:
   ceiling   INSERT ... SELECT from numbers() (no Python, no payload): what the engine can take
-  writer    BatchWriter.add() + flush(): ArrowStream payload, dedup token, optimize_on_insert=0
-  arrow     Engine.insert() alone: the same ArrowStream insert without token, default settings
+  writer    BatchWriter.add() + flush(): an Arrow table the engine reads in place, dedup token,
+            optimize_on_insert=0
+  arrow     Engine.insert_arrow() alone: the same in-place insert without token, default settings
+  stream    the same table as an ArrowStream payload through Engine.insert_raw (what a server or
+            the owner's endpoint gets; the writer's path before it read Arrow in place)
   native    clickhouse-connect's own column-oriented insert (Native format), for comparison
 Reports sustained rows/s (all rows / all time spent in the insert path; row generation excluded),
 the best single batch, and the process's peak RSS. The process runs under a worker's memory policy
@@ -31,7 +34,7 @@ from coex.memory import bound_memory
 from coex.settings import Settings
 from schemas.rows import MessageRow, message_version
 from sinks.client import open_client
-from sinks.encode import encode_rows
+from sinks.encode import FORMAT, rows_to_arrow, serialize
 from sinks.engine import Engine, open_engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
@@ -127,7 +130,7 @@ def main() -> int:
         settings = Settings(clickhouse_url=f"chdb://{tmp}/ch", clickhouse_database="bench")
         engine = open_engine(settings)
         apply_migrations(engine, "bench")
-        for name in ("ceiling", "arrow", "native"):
+        for name in ("ceiling", "arrow", "stream", "native"):
             engine.command(f"CREATE TABLE bench.messages_{name} AS bench.messages")
         client = open_client(settings.clickhouse_url, "bench")
 
@@ -148,7 +151,7 @@ def main() -> int:
 
         # Warm-up, once per process, not a per-batch cost: pyarrow imports pandas on its first array
         # (~0.25 s), and the first full batch's conversion takes ~0.2 s more than the next ones.
-        encode_rows(MessageRow._fields, make_batch(batches, args.batch))
+        rows_to_arrow(MessageRow, make_batch(batches, args.batch))
         writer = BatchWriter(engine, batch_rows=args.batch, batch_age_s=3600, retry_max_s=5)
         written = asyncio.run(run_writer(writer, batches, args.batch))
         rss_writer = rss_mb()
@@ -158,12 +161,23 @@ def main() -> int:
         for b in range(batches):
             rows = make_batch(b, args.batch)
             t0 = time.perf_counter()
-            engine.insert("messages_arrow", MessageRow._fields, rows)
+            engine.insert_arrow("messages_arrow", rows_to_arrow(MessageRow, rows))
             dt = time.perf_counter() - t0
             spent += dt
             best = max(best, args.batch / dt)
         arrow = (total / spent, best)
         counts.append(settle(engine, "messages_arrow"))
+
+        spent, best = 0.0, 0.0
+        for b in range(batches):
+            rows = make_batch(b, args.batch)
+            t0 = time.perf_counter()
+            engine.insert_raw("messages_stream", MessageRow._fields, serialize(rows_to_arrow(MessageRow, rows)), FORMAT)
+            dt = time.perf_counter() - t0
+            spent += dt
+            best = max(best, args.batch / dt)
+        stream = (total / spent, best)
+        counts.append(settle(engine, "messages_stream"))
 
         spent, best = 0.0, 0.0
         for b in range(batches):
@@ -182,7 +196,7 @@ def main() -> int:
         counts.append(settle(engine, "messages_native"))
         client.close()
         engine.close()
-    if counts != [total] * 4:
+    if counts != [total] * 5:
         print(f"row counts differ: {counts}", file=sys.stderr)
         return 1
 
@@ -194,10 +208,11 @@ def main() -> int:
         "| path | sustained rows/s | best batch rows/s |",
         "| --- | ---: | ---: |",
         f"| ceiling: `INSERT ... SELECT` from `numbers()` | {ceiling[0]:,.0f} | {ceiling[1]:,.0f} |",
-        f"| **BatchWriter** (ArrowStream + dedup token, `optimize_on_insert=0`) "
+        f"| **BatchWriter** (Arrow read in place + dedup token, `optimize_on_insert=0`) "
         f"| **{written[0]:,.0f}** | {written[1]:,.0f} |",
-        f"| `Engine.insert` alone (the writer's ArrowStream insert, no token, default settings) "
+        f"| `Engine.insert_arrow` alone (the writer's insert, no token, default settings) "
         f"| {arrow[0]:,.0f} | {arrow[1]:,.0f} |",
+        f"| the same table as an ArrowStream payload (`Engine.insert_raw`) | {stream[0]:,.0f} | {stream[1]:,.0f} |",
         f"| clickhouse-connect column-oriented `insert` (Native) | {native[0]:,.0f} | {native[1]:,.0f} |",
         "",
         f"Peak RSS: {rss_before:,.0f} MB after the ceiling run, {rss_writer:,.0f} MB after the writer run "

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from sinks.engine import ROWS_FORMAT, ROWS_SETTINGS, RowInserts, decode_rows
+from sinks.engine import ROWS_FORMAT, ROWS_SETTINGS, ArrowInserts, decode_rows
 from sinks.owner import Owner, read_owner
 from sinks.statements import StatementRefused
 
@@ -31,7 +31,7 @@ class RemoteError(RuntimeError):
     """The owner ran the request and ClickHouse failed it; the message is ClickHouse's."""
 
 
-class RemoteEngine(RowInserts):
+class RemoteEngine(ArrowInserts):
     def __init__(self, owner: Owner, database: str, engine_path: str, *, timeout_s: float = 600.0) -> None:
         self.database = database
         self.engine_path = engine_path

@@ -3,7 +3,7 @@
 The stream adds rows, asks `should_flush()`, and awaits `flush()` before it commits Kafka offsets:
 `flush()` returns only once every row buffered before the call is in ClickHouse, retrying with
 exponential backoff while ClickHouse is down. Each insert carries an `insert_deduplication_token`
-made from its payload's hash, so a batch retried after an ambiguous failure is written once.
+drawn once per batch, so a batch retried after an ambiguous failure is written once.
 
 One flush writes `messages` first, then the other tables, then `message_statuses`, then carries the
 best known status into `messages` for every message touched (sinks/status_sql.py): a status that
@@ -14,7 +14,6 @@ arrived before its message is applied as soon as the message lands. The touched 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
@@ -23,12 +22,14 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+import pyarrow as pa
+
 from schemas.rows import StatusRow
 from sinks import metrics
-from sinks.encode import FORMAT, encode_columns, encode_rows
+from sinks.encode import columns_to_arrow, rows_to_arrow
 from sinks.engine import Engine
 from sinks.status_sql import apply_best_status
-from sinks.tables import ROW_TYPES, SINK_KEYS, SinkKeyRow
+from sinks.tables import ROW_TYPES, SINK_KEYS, SinkKeyRow, columns
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,10 @@ class _Batch:
     """One flush's rows; kept until all of it is written, steps done are skipped on retry."""
 
     tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
-    # Names this batch's keys in `sink_keys`; random so an identical later batch is not deduplicated.
+    # Names this batch's keys in `sink_keys` and its inserts' deduplication tokens: the same through
+    # every retry of the batch, random so an identical later batch is not deduplicated.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
-    payloads: dict[str, bytes] = field(default_factory=dict)
+    encoded: dict[str, pa.Table] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
 
     def key_columns(self) -> list[list[str]]:
@@ -80,11 +82,6 @@ class _Batch:
         return head + rest + tail
 
 
-def dedup_token(table: str, payload: bytes) -> str:
-    # An identity, not a secret: sha1 is the fastest strong-enough digest in hashlib.
-    return f"coex:{table}:{hashlib.sha1(payload, usedforsecurity=False).hexdigest()}"
-
-
 class BatchWriter:
     def __init__(self, engine: Engine, *, batch_rows: int, batch_age_s: float, retry_max_s: float) -> None:
         self.engine = engine
@@ -105,12 +102,9 @@ class BatchWriter:
         if table not in ROW_TYPES:
             raise ValueError(f"unknown table {table!r}")
         names: tuple[str, ...] = rows[0]._fields  # type: ignore[attr-defined]
-        buffered = self._buffers.get(table)
-        if buffered is None:
-            buffered = self._buffers[table] = (names, [])
-        elif buffered[0] != names:
-            raise ValueError(f"{table}: rows with columns {names} after rows with {buffered[0]}")
-        buffered[1].extend(rows)
+        if names != columns(table):
+            raise ValueError(f"{table}: rows with columns {names}, the table has {columns(table)}")
+        self._buffers.setdefault(table, (names, []))[1].extend(rows)
         self._buffered += len(rows)
         if self._oldest is None:
             self._oldest = time.monotonic()
@@ -174,28 +168,25 @@ class BatchWriter:
         for table in batch.order():
             if table in batch.done:
                 continue
-            names, rows = batch.tables[table]
-            self._insert(table, names, self._encoded(table, batch))
+            self._insert(batch, table, self._encoded(table, batch))
             batch.done.add(table)
-            batch.payloads.pop(table, None)
-            metrics.ROWS_WRITTEN.labels(table).inc(len(rows))
+            batch.encoded.pop(table, None)
+            metrics.ROWS_WRITTEN.labels(table).inc(len(batch.tables[table][1]))
         keys = batch.key_columns()
         if keys[0] and SINK_KEYS not in batch.done:
-            payload = encode_columns(SinkKeyRow._fields, keys)
-            self._insert(SINK_KEYS, SinkKeyRow._fields, payload)
+            self._insert(batch, SINK_KEYS, columns_to_arrow(SinkKeyRow, keys))
             batch.done.add(SINK_KEYS)
         if keys[0] and "statuses applied" not in batch.done:
             self.engine.command(apply_best_status(self.engine.database, batch.token))
             batch.done.add("statuses applied")
             metrics.STATUS_KEYS.inc(len(keys[0]))
 
-    def _encoded(self, table: str, batch: _Batch) -> bytes:
-        payload = batch.payloads.get(table)
-        if payload is None:
-            names, rows = batch.tables[table]
-            payload = batch.payloads[table] = encode_rows(names, rows)
-        return payload
+    def _encoded(self, table: str, batch: _Batch) -> pa.Table:
+        data = batch.encoded.get(table)
+        if data is None:
+            data = batch.encoded[table] = rows_to_arrow(ROW_TYPES[table], batch.tables[table][1])
+        return data
 
-    def _insert(self, table: str, names: Sequence[str], payload: bytes) -> None:
-        token = dedup_token(table, payload)
-        self.engine.insert_raw(table, names, payload, FORMAT, {**INSERT_SETTINGS, "insert_deduplication_token": token})
+    def _insert(self, batch: _Batch, table: str, data: pa.Table) -> None:
+        token = f"coex:{table}:{batch.token}"
+        self.engine.insert_arrow(table, data, {**INSERT_SETTINGS, "insert_deduplication_token": token})

@@ -217,17 +217,27 @@ async def test_rows_of_every_table_land_and_read_back(engine: Engine) -> None:
         assert as_sent == list(row), table
 
 
+async def test_columns_without_a_value_that_tells_their_type_land(engine: Engine) -> None:
+    """A batch whose nullable or array column holds only NULLs or empty arrays (no Arrow type to infer)."""
+    await write(engine, "messages", [message("wamid.bare", history_phase=None, history_chunk_order=None)])
+    await write(engine, "history_sync", [HistorySyncRow(PNID, WABA, "in_progress", 0, [], 0, 0, None, T0, 1)])
+    assert final_rows(engine, "SELECT history_phase, history_chunk_order, error_code FROM messages") == [
+        (None, None, None)
+    ]
+    assert final_rows(engine, "SELECT phases_complete, error_code FROM history_sync") == [([], None)]
+
+
 async def test_replayed_batches_leave_one_row_per_key(engine: Engine) -> None:
     rows = [message(f"wamid.replay{i}", status="delivered", sent_at=T0 - i * 86_400 * 7) for i in range(40)]
     contacts = [
         ContactRow(PNID, f"1650555{i:04d}", "N", "N", 0, T0, WABA, contact_version(T0, False)) for i in range(5)
     ]
-    for _ in range(2):  # the same batch again: its dedup token makes it a no-op
+    for _ in range(2):  # the same batch again, as a worker that restarted before committing writes it
         writer = writer_on(engine)
         writer.add("messages", rows)
         writer.add("contacts", contacts)
         await writer.flush()
-    assert engine.query_rows("SELECT count() FROM messages") == [(40,)]
+    assert final_rows(engine, "SELECT count() FROM messages") == [(40,)]
     await write(engine, "messages", rows[:25])  # replayed with other batch boundaries
     await write(engine, "messages", rows[25:])
     await write(engine, "contacts", contacts[::-1])
@@ -319,12 +329,12 @@ class FlakyEngine:
         self.fail_after_write = fail_after_write
         self.calls = 0
 
-    def insert_raw(self, *args: Any, **kwargs: Any) -> None:
+    def insert_arrow(self, *args: Any, **kwargs: Any) -> None:
         self.calls += 1
         if self.failures and not self.fail_after_write:
             self.failures -= 1
             raise ConnectionRefusedError("ClickHouse is down")
-        self.engine.insert_raw(*args, **kwargs)
+        self.engine.insert_arrow(*args, **kwargs)
         if self.failures:
             self.failures -= 1
             raise TimeoutError("written, but the answer was lost")
