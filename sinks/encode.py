@@ -61,3 +61,7 @@ def serialize(table: pa.Table) -> bytes:
         stream.write_table(table)
     payload: bytes = sink.getvalue().to_pybytes()
     return payload
+
+
+def deserialize(payload: bytes) -> pa.Table:
+    return pa.ipc.open_stream(payload).read_all()

@@ -22,6 +22,7 @@ import orjson
 from aiohttp import web
 
 from coex.settings import Settings
+from sinks.encode import FORMAT, deserialize
 from sinks.engine import ClientEngine, check_identifier
 from sinks.owner import Owner, remove_owner, write_owner
 from sinks.remote import REFUSED, SETTINGS_HEADER, TOKEN_HEADER
@@ -110,7 +111,14 @@ class EngineEndpoint:
         settings = _peer_settings(orjson.loads(request.headers.get(SETTINGS_HEADER, "{}")))
         payload = await request.read()
         fmt = check_identifier(request.query["format"])
-        await asyncio.to_thread(self.engine.insert_raw, table, names, payload, fmt, settings)
+        if fmt == FORMAT:
+            # Read in place, as the owner's own batches are: no temp file for the engine to parse.
+            data = await asyncio.to_thread(deserialize, payload)
+            if data.column_names != names:
+                raise StatementRefused(f"the payload's columns {data.column_names} are not the columns named {names}")
+            await asyncio.to_thread(self.engine.insert_arrow, table, data, settings)
+        else:
+            await asyncio.to_thread(self.engine.insert_raw, table, names, payload, fmt, settings)
         return web.Response(status=204)
 
     def app(self) -> web.Application:

@@ -28,12 +28,13 @@ from schemas.rows import (
     message_version,
 )
 from sinks import metrics
+from sinks.encode import FORMAT, columns_to_arrow, serialize
 from sinks.engine import Engine, open_engine
 from sinks.migrate import apply_migrations
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
 from sinks.remote import RemoteEngine
 from sinks.statements import StatementRefused
-from sinks.tables import ROW_TYPES
+from sinks.tables import ROW_TYPES, SinkKeyRow
 from sinks.writer import BatchWriter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -515,6 +516,9 @@ async def test_a_second_process_writes_through_the_owner(owned_engine: dict[str,
             engine.command("DROP TABLE messages")
         with pytest.raises(StatementRefused):
             engine.query_rows("INSERT INTO messages (message_id) VALUES ('x')")
+        keys = serialize(columns_to_arrow(SinkKeyRow, [["t"], ["p"], ["m"]]))
+        with pytest.raises(StatementRefused, match="not the columns named"):
+            engine.insert_raw("sink_keys", ["token", "message_id", "phone_number_id"], keys, FORMAT)
     finally:
         engine.close()
 
