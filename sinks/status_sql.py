@@ -24,15 +24,26 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def apply_best_status(database: str, token: str) -> str:
-    """INSERT ... SELECT rewriting the messages keyed in `sink_keys` under `token` whose best known
-    status ranks higher. The keys with any status are found first (usually few), so `messages` is
-    read only for those."""
-    with_status = (
+def _with_status(database: str, token: str) -> str:
+    """The keys in `sink_keys` under `token` that have any status."""
+    return (
         f"SELECT phone_number_id, message_id FROM {database}.message_statuses "
         f"WHERE (phone_number_id, message_id) IN (SELECT phone_number_id, message_id "
         f"FROM {database}.sink_keys WHERE token = {quote(token)})"
     )
+
+
+def any_status(database: str, token: str) -> str:
+    """A query answering 1 if a key in `sink_keys` under `token` has a status, else 0: a few ms,
+    where `apply_best_status` costs tens of ms even when there is nothing to carry (history)."""
+    return f"SELECT count() FROM ({_with_status(database, token)} LIMIT 1)"
+
+
+def apply_best_status(database: str, token: str) -> str:
+    """INSERT ... SELECT rewriting the messages keyed in `sink_keys` under `token` whose best known
+    status ranks higher. The keys with any status are found first (usually few), so `messages` is
+    read only for those."""
+    with_status = _with_status(database, token)
     select = []
     for column in MessageRow._fields:
         if column == "status":

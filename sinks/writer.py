@@ -8,7 +8,8 @@ drawn once per batch, so a batch retried after an ambiguous failure is written o
 One flush writes `messages` first, then the other tables, then `message_statuses`, then carries the
 best known status into `messages` for every message touched (sinks/status_sql.py): a status that
 arrived before its message is applied as soon as the message lands. The touched keys go to the
-`sink_keys` scratch table so that statement joins on data rather than on a huge SQL literal.
+`sink_keys` scratch table so that statement joins on data rather than on a huge SQL literal; a
+cheap query first asks whether any of them has a status at all (a history import's have none).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from schemas.rows import StatusRow
 from sinks import metrics
 from sinks.encode import columns_to_arrow, rows_to_arrow
 from sinks.engine import Engine
-from sinks.status_sql import apply_best_status
+from sinks.status_sql import any_status, apply_best_status
 from sinks.tables import ROW_TYPES, SINK_KEYS, SinkKeyRow, columns
 
 log = logging.getLogger(__name__)
@@ -177,9 +178,13 @@ class BatchWriter:
             self._insert(batch, SINK_KEYS, columns_to_arrow(SinkKeyRow, keys))
             batch.done.add(SINK_KEYS)
         if keys[0] and "statuses applied" not in batch.done:
-            self.engine.command(apply_best_status(self.engine.database, batch.token))
+            if self._any_status(batch.token):
+                self.engine.command(apply_best_status(self.engine.database, batch.token))
             batch.done.add("statuses applied")
             metrics.STATUS_KEYS.inc(len(keys[0]))
+
+    def _any_status(self, token: str) -> bool:
+        return self.engine.query_raw(any_status(self.engine.database, token), "TabSeparated").strip() != b"0"
 
     def _encoded(self, table: str, batch: _Batch) -> pa.Table:
         data = batch.encoded.get(table)
