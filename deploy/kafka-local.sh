@@ -12,6 +12,9 @@ bootstrap="${COEX_KAFKA_BOOTSTRAP:-127.0.0.1:9092}"
 port="${bootstrap##*:}"
 cport="${COEX_KAFKA_CONTROLLER_PORT:-$((port + 1))}"
 heap="${COEX_KAFKA_HEAP:-1g}"
+# The client JIT only: on a machine of two cores the optimizing compiler's threads cost the
+# broker half its CPU (bench/RESULTS.md), for code a local broker does not run long enough to need.
+jvm_opts="${COEX_KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1}"
 libs="$home/libs"
 data="$home/data"
 logs="$home/logs"
@@ -69,7 +72,8 @@ start() {
   fetch
   format
   log "starting broker on 127.0.0.1:$port (logs: $logs/server.log)"
-  nohup java -Xms256m "-Xmx$heap" -XX:+UseG1GC -Djava.awt.headless=true \
+  # shellcheck disable=SC2086 # the options are words
+  nohup java -Xms256m "-Xmx$heap" $jvm_opts -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" -Dkafka.logs.dir="$logs" \
     -cp "$libs/*" kafka.Kafka "$conf" >"$logs/stdout.log" 2>&1 &
   echo $! >"$pidfile"
