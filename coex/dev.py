@@ -23,7 +23,7 @@ from typing import TextIO
 
 from coex import kafka_local
 from coex.dev_secret import dev_secret_path, ensure_dev_secret
-from coex.ports import port_free
+from coex.ports import port_free, web_port
 from coex.settings import Settings
 
 log = logging.getLogger("coex.dev")
@@ -31,6 +31,30 @@ log = logging.getLogger("coex.dev")
 STATUS_EVERY_S = 5.0
 # A child up this long has recovered: its next exit is retried after the shortest backoff again.
 STABLE_S = 60.0
+
+
+class Console:
+    """coex dev's terminal. Output that cannot be written (a `coex dev | tee` whose tee died of the
+    same Ctrl-C) must not stop the shutdown: the first failed write sends stdout (and stderr, when it
+    is the same pipe), and so every later child's, to /dev/null."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.broken = False
+
+    def say(self, text: str) -> None:
+        if self.broken:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            self.broken = True
+            fds = (1, 2) if os.path.sameopenfile(1, 2) else (1,)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            for fd in fds:
+                os.dup2(devnull, fd)  # the interpreter's own flush at exit must not fail again
+            os.close(devnull)
 
 
 def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
@@ -76,7 +100,7 @@ class Child:
             self.proc.wait()
 
 
-def tend(child: Child, now: float, out: TextIO) -> None:
+def tend(child: Child, now: float, console: Console) -> None:
     """One supervision step: note a child that exited, start it again once its backoff is over.
 
     The backoff doubles with each exit (2 s up to 30 s) and starts over once a child has stayed up
@@ -91,7 +115,7 @@ def tend(child: Child, now: float, out: TextIO) -> None:
         return
     child.restarts += 1
     delay = min(30.0, 2.0**child.restarts)
-    out.write(
+    console.say(
         f"coex dev: {child.name} exited ({child.proc.returncode}); restarting in {delay:.0f} s (see {child.log_path})\n"
     )
     child.next_start = now + delay
@@ -108,6 +132,7 @@ def child_env(settings: Settings, secret: str) -> dict[str, str]:
         COEX_INGEST_PORT=str(settings.ingest_port),
         COEX_DATA_DIR=str(settings.data_dir),
         COEX_TOPIC_PREFIX=settings.topic_prefix,
+        COEX_WORKER_WEB_PORT=str(settings.worker_web_port),
     )
     return env
 
@@ -148,7 +173,8 @@ def status_lines(settings: Settings) -> list[str]:
 
 
 def banner(settings: Settings, secret_from_file: bool) -> str:
-    port = settings.ingest_port
+    port, worker_port = settings.ingest_port, settings.worker_web_port
+    worker_metrics = f"http://127.0.0.1:{worker_port}/metrics (worker)" if worker_port > 0 else "(worker: off)"
     secret_hint = (
         f"app secret in {dev_secret_path(settings)} (coex simulate reads it)"
         if secret_from_file
@@ -158,7 +184,8 @@ def banner(settings: Settings, secret_from_file: bool) -> str:
         [
             "coex dev: pipeline running",
             f"  webhook   POST http://127.0.0.1:{port}/webhook   ({secret_hint})",
-            f"  health    http://127.0.0.1:{port}/readyz   metrics http://127.0.0.1:{port}/metrics",
+            f"  health    http://127.0.0.1:{port}/readyz",
+            f"  metrics   http://127.0.0.1:{port}/metrics (ingest)   {worker_metrics}",
             f"  kafka     {settings.kafka_bootstrap}",
             f'  sql       coex sql "SELECT count() FROM messages FINAL"   ({settings.clickhouse_url})',
             "  traffic   coex simulate --businesses 3 --messages 2000",
@@ -179,16 +206,19 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     logs = settings.data_dir / "logs"
     logs.mkdir(exist_ok=True)
 
+    console = Console(sys.stdout)
     started_kafka = False
     if not kafka_answers(settings.kafka_bootstrap):
-        sys.stdout.write(f"coex dev: starting the local Kafka broker on {settings.kafka_bootstrap}\n")
+        console.say(f"coex dev: starting the local Kafka broker on {settings.kafka_bootstrap}\n")
         kafka_local.script(settings, "start")
         started_kafka = True
     else:
-        sys.stdout.write(f"coex dev: using the Kafka broker at {settings.kafka_bootstrap}\n")
+        console.say(f"coex dev: using the Kafka broker at {settings.kafka_bootstrap}\n")
 
     secret_from_file = settings.app_secret is None
     secret = ensure_dev_secret(settings)
+    # Chosen here rather than by the worker, so the banner can name it.
+    settings = settings.model_copy(update={"worker_web_port": web_port(settings.worker_web_port)})
     env = child_env(settings, secret)
     prepare(env)
     children = [
@@ -206,8 +236,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     for child in children:
         child.start()
-    sys.stdout.write(banner(settings, secret_from_file) + "\n")
-    sys.stdout.flush()
+    console.say(banner(settings, secret_from_file) + "\n")
 
     last_status = 0.0
     shown: list[str] = []
@@ -215,7 +244,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         while not stopping:
             now = time.monotonic()
             for child in children:
-                tend(child, now, sys.stdout)
+                tend(child, now, console)
             if now - last_status >= STATUS_EVERY_S:
                 last_status = now
                 try:
@@ -224,18 +253,15 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                     log.debug("status not available yet: %s", exc)
                     lines = shown
                 stamp = time.strftime("%H:%M:%S")
-                for line in lines:
-                    if line not in shown:  # a business whose line changed since the last print
-                        sys.stdout.write(f"{stamp}  {line}\n")
+                # Only the businesses whose line changed since the last print.
+                console.say("".join(f"{stamp}  {line}\n" for line in lines if line not in shown))
                 shown = lines
-                sys.stdout.flush()
             time.sleep(0.2)
     finally:
-        sys.stdout.write("coex dev: stopping (the worker flushes what it holds)\n")
-        sys.stdout.flush()
+        console.say("coex dev: stopping (the worker flushes what it holds)\n")
         for child in reversed(children):
             child.stop(timeout=60.0)
         if started_kafka:
             kafka_local.script(settings, "stop", check=False)
-        sys.stdout.write("coex dev: stopped\n")
+        console.say("coex dev: stopped\n")
     return 0

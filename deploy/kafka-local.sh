@@ -21,7 +21,10 @@ logs="$home/logs"
 pidfile="$home/kafka.pid"
 conf="$home/server.properties"
 
-log() { printf 'kafka-local: %s\n' "$*" >&2; }
+# Output that cannot be written (a pipe whose reader died of the same Ctrl-C) must not stop a start
+# or a stop halfway: writes then fail instead of killing the script, and their failure is ignored.
+trap '' PIPE
+log() { printf 'kafka-local: %s\n' "$*" >&2 || true; }
 
 answers() { (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; }
 

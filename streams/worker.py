@@ -19,7 +19,7 @@ import faust
 
 from coex.logs import hold_back_repeats
 from coex.memory import bound_memory
-from coex.ports import any_free_port, port_free
+from coex.ports import web_port
 from coex.settings import Settings
 from ingest.topics import ensure_topics
 from sinks.engine import ClientEngine, Engine, open_engine
@@ -72,15 +72,6 @@ class _Worker(faust.Worker):
             )
         await asyncio.to_thread(self.engine.close)
         await super().on_shutdown()
-
-
-def web_port(wanted: int) -> int:
-    """The metrics port: `wanted` if free, else any free one (N workers may share a machine)."""
-    if wanted <= 0 or port_free("0.0.0.0", wanted):
-        return wanted
-    port = any_free_port("0.0.0.0")
-    log.warning("port %d is taken (another worker?); serving /metrics on port %d", wanted, port)
-    return port
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
