@@ -42,7 +42,7 @@ from schemas.rows import StatusRow
 from sinks.remote import RemoteEngine
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
-from streams.delivery import deliver_without_race, fetch_while_full
+from streams.delivery import deliver_without_race, fetch_only_active, fetch_while_full
 from streams.processor import (
     HELD,
     TABLES,
@@ -276,9 +276,9 @@ class StreamWorker:
            partitions have no committed offset is the broker's answer to this very seek: faust's
            fetcher also seeks when it finds the flow stopped, while recovery runs, and that seek
            already filled `_committed_offset` in, so the seek at the end of recovery (the one that
-           counts) would leave those partitions wherever the fetcher moved them meanwhile (aiokafka
-           hands over the records of paused partitions when faust's set of active partitions is
-           momentarily empty; faust drops them).
+           counts) would leave those partitions wherever the fetcher moved them meanwhile (faust
+           drops what a fetch returns while the flow is stopped, a newly assigned partition's
+           records among them).
         """
         app: Any = self.app
         consumer: Any = app.consumer
@@ -323,6 +323,7 @@ class StreamWorker:
         self._seek_before_fetching()
         deliver_without_race(self.app, stream.channel.queue)  # type: ignore[attr-defined]
         fetch_while_full(self.app)
+        fetch_only_active(self.app)
         noack: Any = stream.noack()  # type: ignore[attr-defined]  # missing from faust's StreamT
         self._stream = noack
         async for event in noack.events():

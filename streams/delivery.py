@@ -1,4 +1,4 @@
-"""How fetched records reach the agent: two changes to faust's hand-over, for history imports.
+"""How fetched records reach the agent: three changes to faust's hand-over.
 
 1. No per-record race when nothing can wait.
 
@@ -19,11 +19,21 @@ whole second (faust's fetch loop asks with a 1 s timeout) while the agent emptie
 history import stalled ~1 s every few thousand records. One agent reads every partition here, so
 all share its queue: a partition left in the fetch gets its records handed over as the queue makes
 room (faust's hand-over awaits a full queue), which bounds memory the same way.
+
+3. Records only of the partitions active when they are taken. faust hands aiokafka the very set of
+active partitions that its rebalances and recovery pause and resume, and aiokafka reads an empty
+collection as "every partition". A fetch still waiting when a rebalance had paused everything took
+the records of every partition, moving their fetch positions past them, and faust dropped them. A
+changelog partition that recovery had just sought to its start lost its records so, and recovery
+waited for them for good ("No event received for active tp ... since recovery start"); a standby
+lost some unnoticed (so could a changelog longer than one fetch: recovery counts only the last
+offset it read). Now those records stay in aiokafka's buffer until their partition is active.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Collection
 from typing import Any
 
 # How often a hand-over waiting for room in the agent's queue looks again (the agent takes a few
@@ -76,3 +86,35 @@ def fetch_while_full(app: Any) -> None:
 
 def _stay_in_fetch(tp: Any) -> None:
     return None
+
+
+def fetch_only_active(app: Any) -> None:
+    """Install `ActiveNow` between faust's fetch loop and aiokafka on `app`'s consumer (once)."""
+    consumer: Any = app.consumer
+    if getattr(consumer, "_coex_fetch_only_active", False):
+        return
+    getmany = consumer._getmany
+
+    async def fetch(active_partitions: Any, timeout: float) -> Any:
+        # None: a client-only app, which reads every partition
+        partitions = None if active_partitions is None else ActiveNow(active_partitions)
+        return await getmany(active_partitions=partitions, timeout=timeout)
+
+    consumer._getmany = fetch
+    consumer._coex_fetch_only_active = True
+
+
+class ActiveNow:
+    """faust's live set of active partitions as aiokafka's `fetched_records` asks it, which it
+    does while the fetch waits: empty, it is still a filter that lets no partition through."""
+
+    __slots__ = ("partitions",)
+
+    def __init__(self, partitions: Collection[Any]) -> None:
+        self.partitions = partitions
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self.partitions
+
+    def __bool__(self) -> bool:
+        return True
