@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import logging
 import os
 import signal
@@ -17,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -66,6 +68,21 @@ def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
         return False
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _terminated_with(parent: int) -> Callable[[], None]:
+    """For a child, before it runs: SIGTERM once coex dev is gone, even killed with SIGKILL, so that
+    no worker outlives it holding the embedded engine the next `coex dev` needs (Linux only)."""
+
+    def arrange() -> None:
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # coex dev died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arrange
+
+
 @dataclass
 class Child:
     name: str
@@ -82,7 +99,13 @@ class Child:
         assert self.log_path is not None
         log_file = open(self.log_path, "ab")  # noqa: SIM115 - kept open for the child's lifetime
         self._log_file = log_file
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_terminated_with(os.getpid()) if sys.platform == "linux" else None,
+        )
         self.started_at = time.monotonic()
 
     def alive(self) -> bool:
@@ -231,8 +254,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: its terminal closed
+        signal.signal(signum, on_signal)
 
     for child in children:
         child.start()

@@ -1,7 +1,7 @@
-"""coex dev's terminal. Its banner names where the worker serves /metrics (another port when the
-configured one is taken). `coex dev | tee dev.log`, then Ctrl-C: tee dies of the same Ctrl-C, and
-coex dev must still stop everything it started (worker, ingest, broker), though nothing it prints
-can be read."""
+"""`coex dev` as a terminal program: its banner names where the worker serves /metrics (another port
+when the configured one is taken); `coex dev | tee dev.log` then Ctrl-C (tee dies of the same Ctrl-C)
+still stops everything it started (worker, ingest, broker), though nothing it prints can be read;
+and a `coex dev` killed outright takes its worker and ingest with it."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.integration.broker_kit import Broker, free_port
 
@@ -28,12 +31,28 @@ def answers(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_coex_dev_names_the_worker_metrics_port_and_stops_all_it_started_without_a_reader(tmp_path: Path) -> None:
+@dataclass
+class Dev:
+    proc: subprocess.Popen[bytes]
+    banner: str
+    broker: Broker
+    ingest_port: int
+    sql_port: int
+    taken_metrics_port: int
+
+    def still_running(self) -> list[str]:
+        ports = (("broker", self.broker.port), ("ingest", self.ingest_port), ("worker", self.sql_port))
+        return [name for name, port in ports if answers(port)]
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[Dev]:
+    """`coex dev` on a broker it starts itself, its stdout a pipe read up to the banner's last line."""
     taken = socket.socket()
     taken.bind(("0.0.0.0", free_port()))
     taken.listen()
     (tmp_path / "kafka").mkdir()
-    broker = Broker(tmp_path / "kafka")  # only its free ports and jars: coex dev starts the broker itself
+    broker = Broker(tmp_path / "kafka")  # only its free ports and jars: coex dev starts the broker
     ingest_port, sql_port = free_port(), free_port()
     env = {k: v for k, v in broker.env.items() if not k.startswith("COEX_") or k.startswith("COEX_KAFKA_")}
     env.update(
@@ -45,11 +64,10 @@ def test_coex_dev_names_the_worker_metrics_port_and_stops_all_it_started_without
         COEX_WORKER_WEB_PORT=str(taken.getsockname()[1]),
     )
     proc = subprocess.Popen([*COEX, "dev"], env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    assert proc.stdout is not None
     seen: list[bytes] = []
     running = threading.Event()
 
-    def read_until_running() -> None:
+    def read_banner() -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
             seen.append(line)
@@ -57,32 +75,46 @@ def test_coex_dev_names_the_worker_metrics_port_and_stops_all_it_started_without
                 running.set()
                 return
 
-    reader = threading.Thread(target=read_until_running, daemon=True)
+    reader = threading.Thread(target=read_banner, daemon=True)
     reader.start()
     try:
         assert running.wait(180), b"".join(seen).decode(errors="replace")
+        reader.join(5)
         deadline = time.monotonic() + 120
         while not (answers(ingest_port) and answers(sql_port)):  # the children are up
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.5)
-        assert answers(broker.port)
-        banner = b"".join(seen).decode()
-        found = re.search(r"http://127\.0\.0\.1:(\d+)/metrics \(worker\)", banner)
-        assert found, banner
-        worker_port = int(found[1])
-        assert worker_port != taken.getsockname()[1]
-        page = httpx.get(f"http://127.0.0.1:{worker_port}/metrics", timeout=10)
-        assert page.status_code == 200 and "coex_" in page.text
-        reader.join(5)
-        proc.stdout.close()  # the reader is gone: every later write of coex dev fails
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(120)
-        left = [name for name, port in (("broker", broker.port), ("ingest", ingest_port), ("worker", sql_port))
-                if answers(port)]  # fmt: skip
+        yield Dev(proc, b"".join(seen).decode(), broker, ingest_port, sql_port, taken.getsockname()[1])
     finally:
         taken.close()
         if proc.poll() is None:
-            proc.kill()
+            proc.send_signal(signal.SIGINT)  # so that it stops its children before it goes
+            try:
+                proc.wait(90)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         broker.run("stop")  # nothing to do unless coex dev left it running
-    assert code == 0
-    assert left == [], f"still running after coex dev stopped: {left}"
+
+
+def test_the_banner_names_the_port_the_worker_serves_metrics_on(dev: Dev) -> None:
+    found = re.search(r"http://127\.0\.0\.1:(\d+)/metrics \(worker\)", dev.banner)
+    assert found, dev.banner
+    assert int(found[1]) != dev.taken_metrics_port
+    page = httpx.get(f"http://127.0.0.1:{found[1]}/metrics", timeout=10)
+    assert page.status_code == 200 and "coex_" in page.text
+
+
+def test_ctrl_c_stops_all_it_started_though_its_output_has_no_reader(dev: Dev) -> None:
+    assert dev.proc.stdout is not None and answers(dev.broker.port)
+    dev.proc.stdout.close()  # the reader is gone: every later write of coex dev fails
+    dev.proc.send_signal(signal.SIGINT)
+    assert dev.proc.wait(120) == 0
+    assert dev.still_running() == []
+
+
+def test_a_killed_coex_dev_takes_its_worker_and_ingest_with_it(dev: Dev) -> None:
+    dev.proc.kill()
+    deadline = time.monotonic() + 60  # the worker flushes what it holds first
+    while dev.still_running() != ["broker"]:  # nohup'd: the next coex dev reuses it
+        assert time.monotonic() < deadline, dev.still_running()
+        time.sleep(0.5)
