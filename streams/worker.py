@@ -3,7 +3,7 @@
 Before faust starts: open ClickHouse (apply migrations) and create the topics. While it runs: if
 this process owns the embedded engine, serve it on loopback so `coex sql` and other workers reach
 it. On SIGTERM/SIGINT faust stops the agent; then the writer is flushed (for at most
-COEX_WORKER_SHUTDOWN_FLUSH_S) and the engine closed.
+COEX_WORKER_SHUTDOWN_FLUSH_S) and the engine closed; a stop still running STOP_GRACE_S later exits.
 Records processed but not yet committed are simply read again by whoever owns the partition next;
 every write is idempotent.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 from typing import Any
 
 import faust
@@ -30,6 +32,15 @@ from streams.app import StreamWorker
 from streams.topics import ensure_tick_topic
 
 log = logging.getLogger(__name__)
+
+EXIT_STOP_OVERDUE = 1
+# What a stop may take beyond the writer's last flush (COEX_WORKER_SHUTDOWN_FLUSH_S): faust's own
+# stop, the engine's close. `coex dev` gives a child 60 s in all.
+STOP_GRACE_S = 20.0
+
+
+def stop_deadline_s(settings: Settings) -> float:
+    return settings.worker_shutdown_flush_s + STOP_GRACE_S
 
 
 class _Worker(faust.Worker):
@@ -50,6 +61,23 @@ class _Worker(faust.Worker):
         # "producer buffer full" is faust's normal backpressure during an import, not a problem.
         logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
         hold_back_repeats()
+
+    def _schedule_shutdown(self, signum: signal.Signals) -> None:
+        first = not self._signal_stop_time
+        super()._schedule_shutdown(signum)
+        if first:
+            self.loop.call_later(stop_deadline_s(self.coex_settings), self._stop_overdue)
+
+    def _stop_overdue(self) -> None:
+        # faust's stop waits for good on its consumer thread when that thread died stopping (Kafka
+        # away: its fetcher's close is cancelled); mode never hears of it.
+        log.critical(
+            "still stopping %.0f s after the signal (Kafka or ClickHouse away?): exiting now; records not "
+            "committed are read again at the next start",
+            stop_deadline_s(self.coex_settings),
+        )
+        logging.shutdown()
+        os._exit(EXIT_STOP_OVERDUE)
 
     async def on_first_start(self) -> None:
         await super().on_first_start()

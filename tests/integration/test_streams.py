@@ -27,6 +27,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from sinks.remote import connect_owner
+from streams.worker import STOP_GRACE_S
 from tests.integration.broker_kit import Broker, free_port
 from tests.unit.test_processor import (
     DECLINED_PNID,
@@ -329,6 +330,35 @@ async def test_a_worker_waits_out_a_kafka_outage_longer_than_its_stall_timeout(
     finally:
         for proc in cluster.procs:
             cluster.stop(proc)
+
+
+@pytest.mark.timeout(200)
+async def test_a_worker_stopped_while_kafka_is_away_exits_by_its_deadline(
+    broker: Broker, tmp_path: Path, unique: Callable[[str], str]
+) -> None:
+    # faust's stop waited for good on its consumer thread, which died stopping with Kafka away.
+    name = unique("s")
+    cluster = Cluster(broker.bootstrap, f"{name}.", f"{name}-group", tmp_path / "clickhouse", tmp_path)
+    cluster.extra_env["COEX_WORKER_SHUTDOWN_FLUSH_S"] = "1"
+    worker = cluster.start("w1")
+    try:
+        await asyncio.to_thread(cluster.wait_log, "w1", "Worker ready")
+        await asyncio.to_thread(broker.run, "stop")
+        await asyncio.sleep(3)
+        worker.send_signal(signal.SIGTERM)
+        stopped = await asyncio.to_thread(_exits_within, worker, 1 + STOP_GRACE_S + 15)
+        assert stopped, f"the worker was still stopping {1 + STOP_GRACE_S + 15:.0f} s after SIGTERM; see {cluster.logs}"
+    finally:
+        for proc in cluster.procs:
+            cluster.stop(proc, signal.SIGKILL)
+
+
+def _exits_within(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    try:
+        proc.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 async def test_two_workers_sharing_the_partitions_end_in_the_same_rows(cluster: Cluster) -> None:
