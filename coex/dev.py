@@ -2,8 +2,9 @@
 
 Starts (or reuses) the local Kafka broker, migrates ClickHouse and creates the topics, then runs
 `coex ingest` and one `coex worker` (which owns the embedded ClickHouse) as child processes,
-restarting either if it dies. Ctrl-C stops them (the worker flushes what it holds) and the broker
-if this command started it.
+restarting either if it dies. Ctrl-C (or SIGTERM, or its terminal closing) stops them (the worker
+flushes what it holds) and the broker if this command started it, also when nothing can read its
+output any more; killed outright, it still takes the worker and the ingest with it (Linux).
 """
 
 from __future__ import annotations
