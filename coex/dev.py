@@ -51,7 +51,7 @@ class Console:
         try:
             self.out.write(text)
             self.out.flush()
-        except (BrokenPipeError, ValueError, OSError):
+        except (OSError, ValueError):  # a broken pipe; a closed stream
             self.broken = True
             fds = (1, 2) if os.path.sameopenfile(1, 2) else (1,)
             devnull = os.open(os.devnull, os.O_WRONLY)
