@@ -42,7 +42,7 @@ from schemas.rows import StatusRow
 from sinks.remote import RemoteEngine
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
-from streams.delivery import deliver_without_race, fetch_only_active, fetch_while_full
+from streams.delivery import QUEUE_EVENTS, deliver_without_race, fetch_only_active, fetch_while_full
 from streams.processor import (
     HELD,
     TABLES,
@@ -178,8 +178,8 @@ class StreamWorker:
             producer_compression_type=pick_compression(),
             producer_acks=-1,
             broker_max_poll_records=1000,
-            # Events queued for the agent: history records are MBs each, so the queue bounds memory.
-            stream_buffer_maxsize=256,
+            # Events queued for the agent; their bytes are bounded too (streams/delivery.py).
+            stream_buffer_maxsize=QUEUE_EVENTS,
             broker_session_timeout=settings.worker_session_timeout_s,
             broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
             stream_wait_empty=False,
@@ -329,7 +329,7 @@ class StreamWorker:
         async for event in noack.events():
             async with self._lock:
                 await self._handle(event)
-                if self.writer.should_flush() or len(self._uncommitted) >= self.settings.worker_batch_records:
+                if self._commit_due():
                     await self._commit()
 
     async def _handle(self, event: EventT[bytes]) -> None:
@@ -406,6 +406,23 @@ class StreamWorker:
         if offboarded:
             metrics.OFFBOARDED.inc(len(offboarded))
 
+    def _commit_due(self) -> bool:
+        if self.writer.should_flush() or len(self._uncommitted) >= self.settings.worker_batch_records:
+            return self._may_commit_now()
+        return False
+
+    def _may_commit_now(self) -> bool:
+        """False while the last write runs and what is held since stays under a second batch.
+
+        A commit waits for the write before it: the agent takes the next records meanwhile instead,
+        so it idles only when twice a batch is held, the bound it had when it waited at one."""
+        if self._writing is None or self._writing.done():
+            return True
+        return (
+            len(self._uncommitted) >= 2 * self.settings.worker_batch_records
+            or self.writer.buffered_rows >= 2 * self.settings.sink_batch_rows
+        )
+
     async def _commit(self) -> None:
         """Hand everything buffered to ClickHouse and ack its records once written.
 
@@ -450,7 +467,7 @@ class StreamWorker:
         if not self._uncommitted or time.monotonic() - self._oldest_uncommitted < self.settings.sink_batch_age_s:
             return
         async with self._lock:
-            if self._uncommitted:
+            if self._uncommitted and self._may_commit_now():
                 await self._commit()
 
     async def _send_ticks(self) -> None:

@@ -12,6 +12,12 @@ task runs: there is nothing to race, and the record is handed over directly. A f
 waited out (until half of it is free, or the flow stops) and the record then goes directly too.
 Otherwise faust's race runs as before.
 
+The queue is bounded by the bytes of the records in it as well as by their number: a media
+follow-up is a few hundred bytes and a history chunk MBs. With 256 events at most, a run of
+follow-ups was a few milliseconds of work, less than aiokafka takes to bring the next fetch (it asks
+again only once faust took every record of the last one), and the agent waited for it; thousands of
+small events now queue while the bytes stay bounded as before.
+
 2. A full queue holds the fetch loop back instead of idling it. faust takes a partition whose
 agent queue is nearly full out of the partitions its fetch loop asks for, and puts it back once
 the queue is down to 40%; but a fetch already waiting for the other partitions' records waits its
@@ -39,10 +45,15 @@ from typing import Any
 # How often a hand-over waiting for room in the agent's queue looks again (the agent takes a few
 # records per millisecond; a rebalance that suspends the flow ends the wait at the next look).
 ROOM_POLL_S = 0.005
+# The agent's queue: this many events at most (faust's stream_buffer_maxsize) ...
+QUEUE_EVENTS = 4096
+# ... and no further record once the values queued weigh this much (one record always fits).
+QUEUE_BYTES = 64 * 1024 * 1024
 
 
 def deliver_without_race(app: Any, queue: Any) -> None:
     """Install the direct hand-over on `app`'s consumer (once); `queue` is the agent's."""
+    weight = weigh(queue, QUEUE_BYTES)
     consumer: Any = app.consumer
     if getattr(consumer, "_coex_direct_delivery", False):
         return
@@ -65,7 +76,7 @@ def deliver_without_race(app: Any, queue: Any) -> None:
             if queue.full():
                 # Wait for the agent to take half the queue, then hand the next records over
                 # directly: one short sleep per hundred records instead of a race per record.
-                while queue.qsize() > queue.maxsize // 2 and flowing():
+                while (queue.qsize() > queue.maxsize // 2 or weight.over(half=True)) and flowing():
                     await asyncio.sleep(ROOM_POLL_S)
             if flowing() and not queue.full():
                 coros[1].close()
@@ -75,6 +86,56 @@ def deliver_without_race(app: Any, queue: Any) -> None:
 
     consumer.wait_first = wait_first
     consumer._coex_direct_delivery = True
+
+
+class QueueWeight:
+    """The bytes of the record values in a queue, counted as its items go in and out."""
+
+    __slots__ = ("_items", "bytes", "limit")
+
+    def __init__(self, items: Collection[Any], limit: int) -> None:
+        self.bytes = 0
+        self.limit = limit
+        self._items = items
+
+    def over(self, *, half: bool = False) -> bool:
+        if not self._items:
+            self.bytes = 0  # faust clears the queue on a rebalance without taking its items
+            return False
+        return self.bytes >= (self.limit // 2 if half else self.limit)
+
+
+def weigh(queue: Any, limit: int) -> QueueWeight:
+    """Make `queue` full at `limit` bytes of record values too (once); returns its weight.
+
+    Every put and get of an asyncio queue, faust's included, goes through `_put` and `_get`, and
+    every wait for room through `full`."""
+    existing: QueueWeight | None = getattr(queue, "_coex_weight", None)
+    if existing is not None:
+        return existing
+    weight = QueueWeight(queue._queue, limit)
+    put, get, full_by_count = queue._put, queue._get, queue.full
+
+    def weighed_put(item: Any) -> None:
+        weight.bytes += _size(item)
+        put(item)
+
+    def weighed_get() -> Any:
+        item = get()
+        weight.bytes -= _size(item)
+        return item
+
+    def full() -> bool:
+        return bool(full_by_count()) or weight.over()
+
+    queue._put, queue._get, queue.full = weighed_put, weighed_get, full
+    queue._coex_weight = weight
+    return weight
+
+
+def _size(event: Any) -> int:
+    value = getattr(getattr(event, "message", None), "value", None)
+    return len(value) if isinstance(value, bytes | bytearray | memoryview) else 0
 
 
 def fetch_while_full(app: Any) -> None:

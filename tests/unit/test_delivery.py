@@ -8,8 +8,9 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
-from streams.delivery import deliver_without_race, fetch_while_full
+from streams.delivery import QUEUE_BYTES, deliver_without_race, fetch_while_full, weigh
 
 
 class Harness:
@@ -147,3 +148,68 @@ def test_a_full_queue_leaves_its_partition_in_the_fetch() -> None:
             fetch_while_full(app)
         consumer.on_buffer_full(tp)
         assert (tp in consumer._get_active_partitions()) is keep
+
+
+def _event(size: int) -> Any:
+    return SimpleNamespace(message=SimpleNamespace(value=b"x" * size))
+
+
+def test_the_agents_queue_is_full_at_its_bytes_before_its_count() -> None:
+    async def go() -> None:
+        queue: Any = ThrowableQueue(
+            maxsize=100, flow_control=FlowControlEvent(initially_suspended=False)
+        )  # the kind of faust's channel queues
+        weight = weigh(queue, 100)
+        queue.put_nowait(_event(60))
+        assert not queue.full()
+        queue.force_put_nowait(_event(60))  # faust's own put when not full
+        assert queue.full() and queue.qsize() == 2 and weight.bytes == 120
+        third = asyncio.ensure_future(queue.put(_event(10)))
+        await asyncio.sleep(0.01)
+        assert not third.done()  # waits for room by bytes, like a put on a queue full by count
+        await queue.get()
+        await asyncio.wait_for(third, 1)
+        assert weight.bytes == 70 and not queue.full()
+        assert weigh(queue, 100) is weight  # once
+
+    run(go)
+
+
+def test_a_record_bigger_than_the_queues_bytes_still_goes_in_alone() -> None:
+    async def go() -> None:
+        queue: Any = ThrowableQueue(maxsize=100, flow_control=FlowControlEvent(initially_suspended=False))
+        weigh(queue, 100)
+        await asyncio.wait_for(queue.put(_event(500)), 1)
+        assert queue.full()
+        queue.get_nowait()
+        assert not queue.full()
+
+    run(go)
+
+
+def test_a_queue_cleared_by_a_rebalance_weighs_nothing() -> None:
+    async def go() -> None:
+        queue: Any = ThrowableQueue(maxsize=100, flow_control=FlowControlEvent(initially_suspended=False))
+        weight = weigh(queue, 100)
+        queue.put_nowait(_event(150))
+        queue.clear()  # faust empties the queues on a rebalance without taking their items
+        assert not queue.full() and weight.bytes == 0
+        await asyncio.wait_for(queue.put(_event(10)), 1)
+        assert weight.bytes == 10
+
+    run(go)
+
+
+def test_the_hand_over_waits_for_half_the_bytes_to_be_taken() -> None:
+    async def go() -> None:
+        h = Harness()  # its queue takes two events, and QUEUE_BYTES
+        big: Any = SimpleNamespace(message=SimpleNamespace(value=b"x" * QUEUE_BYTES))
+        h.queue.put_nowait(big)
+        handing = asyncio.ensure_future(h.hand_over(_event(1)))
+        await asyncio.sleep(0.02)
+        assert not handing.done()  # full by bytes with one event of two
+        h.queue.get_nowait()
+        assert await asyncio.wait_for(handing, 1) is None
+        assert h.raced == []  # went in directly once there was room
+
+    run(go)
