@@ -11,7 +11,7 @@ the clock starts. Measured in one run:
 2. pipeline: `coex ingest` + `coex worker` as processes on a broker of its own (deploy/kafka-local.sh
    with a fresh data folder and free ports, stopped at the end: a broker holding the topics of many
    earlier runs costs every client time on metadata), or on `--kafka BOOTSTRAP`; the bodies
-   POSTed at 16 concurrent connections; from the first POST until every
+   POSTed at 16 concurrent connections (bench/loadgen.py, or --poster aiohttp); from the first POST until every
    message is visible under FINAL. Reports ingest POSTs/s, end-to-end messages/s and the
    worker's peak resident memory (VmHWM).
 """
