@@ -185,7 +185,7 @@ class KafkaPublisher:
             try:
                 async with asyncio.timeout(self._timeout):
                     await producer.start()
-                    await ensure_topics(self._settings)
+                    created = await ensure_topics(self._settings)
                     await track_topics(producer, topic_names(self._settings))
             except BaseException as exc:
                 # Also on cancellation (stop() while connecting): close what was half opened.
@@ -207,6 +207,8 @@ class KafkaPublisher:
             self._mark_fresh()
             self._first_attempt.set()
             log.info("Kafka producer connected to %s", self._settings.kafka_bootstrap)
+            if created:
+                log.info("created Kafka topics %s", ", ".join(sorted(created)))
             return
 
     async def _replace_producer(self) -> None:

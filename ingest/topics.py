@@ -35,7 +35,8 @@ def topic_configs(settings: Settings) -> dict[str, str]:
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create every ingest topic and `normalized_messages` that is missing; return those created.
+    """Create every ingest topic and `normalized_messages` that is missing; return those created
+    (the caller says so: `coex migrate` in its summary, the services in their logs).
 
     Idempotent, and safe against another process creating the same topics at the same time.
     """
@@ -67,8 +68,6 @@ async def ensure_topics(settings: Settings) -> list[str]:
         elif error is not TopicAlreadyExistsError:
             message = rest[0] if rest else ""
             raise error(f"creating topic {name}: {message or error.__name__}")
-    if created:
-        log.info("created Kafka topics %s", ", ".join(sorted(created)))
     return created
 
 

@@ -115,7 +115,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         log.info("applied migrations: %s", ", ".join(applied))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    loop.run_until_complete(ensure_topics(settings))
+    created = loop.run_until_complete(ensure_topics(settings))
+    if created:
+        log.info("created Kafka topics %s", ", ".join(sorted(created)))
     loop.run_until_complete(ensure_tick_topic(settings))
     writer = BatchWriter(
         engine,
