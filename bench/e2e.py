@@ -172,6 +172,20 @@ def fresh_broker(tmp: Path) -> Iterator[str]:
         subprocess.run(["bash", script, "stop"], env=env, check=False)
 
 
+def wait_ready(url: str) -> None:
+    """Until the ingest behind webhook `url` answers /readyz (Kafka reachable)."""
+    import httpx
+
+    for _ in range(300):
+        try:
+            if httpx.get(url.replace("/webhook", "/readyz"), timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("ingest never became ready")
+
+
 def pipeline(
     deliveries: list[Delivery], expected_messages: int, tmp: Path, bootstrap: str, poster: str
 ) -> dict[str, float]:
@@ -198,15 +212,7 @@ def pipeline(
     )
     try:
         url = f"http://127.0.0.1:{env['COEX_INGEST_PORT']}/webhook"
-        import httpx
-
-        for _ in range(300):
-            try:
-                if httpx.get(url.replace("/webhook", "/readyz"), timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_ready(url)
         options = PostOptions(url=url, secret=SECRET.encode(), concurrency=16)
         requests = prepare(url, SECRET.encode(), (d.body for d in deliveries)) if poster == "lean" else []
         sampler = MemorySampler(worker.pid, settings)

@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import SECRET, build, cpu_seconds, free_port, fresh_broker, status_mb  # noqa: E402
+from bench.e2e import SECRET, build, cpu_seconds, free_port, fresh_broker, status_mb, wait_ready  # noqa: E402
 from bench.loadgen import post_prepared, prepare  # noqa: E402
 from coex.settings import Settings  # noqa: E402
 
@@ -118,7 +118,7 @@ def main() -> int:
             with open(tmp / "ingest.log", "wb") as log:
                 ingest = subprocess.Popen([*coex, "ingest"], env=env, cwd=tmp, stdout=log, stderr=log)
                 try:
-                    _wait_ready(url)
+                    wait_ready(url)
                     stats = asyncio.run(post_prepared(url, requests, 16))
                 finally:
                     ingest.terminate()
@@ -151,19 +151,6 @@ def main() -> int:
     a, b = medians.values()
     print(f"\nworking tree / {args.against}: {a / b:.2f}x the rate")
     return 0
-
-
-def _wait_ready(url: str) -> None:
-    import httpx
-
-    for _ in range(300):
-        try:
-            if httpx.get(url.replace("/webhook", "/readyz"), timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit("ingest never became ready")
 
 
 if __name__ == "__main__":
