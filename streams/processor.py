@@ -65,6 +65,7 @@ class Published(NamedTuple):
     # A held chunk's messages as the state keeps them (compressed), unpacked only when sent: a run
     # of held chunks released at once (the first chunk arrived last) is never all in memory.
     packed: bytes = b""
+    waba_id: str = ""
 
     def payload(self) -> bytes:
         if not self.packed:
@@ -149,51 +150,76 @@ def _split_partition(value: bytes) -> tuple[int, bytes]:
 
 
 def messages_json(rows: Sequence[MessageRow]) -> bytes:
-    """A JSON array of message objects (every row column but `version`), as apps read them.
+    """A JSON array of message objects, as apps read them (the record around it names the business).
 
-    `raw` is embedded as the JSON object it is, not as an escaped string: half the bytes, and no
-    second parse for the apps."""
-    out = []
+    Always: message_id, contact_wa_id, direction, source, type, text, status, sent_at and raw. Only
+    when set: history_phase and history_chunk_order (history messages), media_id and
+    media_mime_type, context_id, error_code. `raw` is embedded as the JSON object it is, not as an
+    escaped string: no second parse for the apps. Leaving out what is empty or the record's own
+    halves the cost of this JSON, the worker's largest after parsing (bench/RESULTS.md)."""
+    out: list[dict[str, Any]] = []
+    append = out.append
     fragment = orjson.Fragment
-    for row in rows:
-        # zip stops before `version`; faster than `_asdict()` and a delete
-        message: dict[str, Any] = dict(zip(_MESSAGE_FIELDS, row, strict=False))
-        message["raw"] = fragment(row.raw)
-        out.append(message)
+    for (
+        _pnid, _waba, message_id, contact, direction, source, mtype, text, media_id, mime, status, sent_at,
+        phase, order, raw, context_id, error_code, _version,
+    ) in rows:  # fmt: skip
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "contact_wa_id": contact,
+            "direction": direction,
+            "source": source,
+            "type": mtype,
+            "text": text,
+            "status": status,
+            "sent_at": sent_at,
+        }
+        if phase is not None:
+            message["history_phase"] = phase
+            message["history_chunk_order"] = order
+        if media_id or mime:
+            message["media_id"] = media_id
+            message["media_mime_type"] = mime
+        if context_id:
+            message["context_id"] = context_id
+        if error_code is not None:
+            message["error_code"] = error_code
+        message["raw"] = fragment(raw)
+        append(message)
     return orjson.dumps(out)
 
 
-_MESSAGE_FIELDS = MessageRow._fields[:-1]  # every column but `version`, the last one
-
-
 def release_record(
-    pnid: str, kind: str, phase: int | None, order: int | None, late: bool, messages: bytes
+    pnid: str, waba_id: str, kind: str, phase: int | None, order: int | None, late: bool, messages: bytes
 ) -> Published:
-    head = _release_head(pnid, kind, phase, order, late)
-    return Published(pnid.encode(), b"".join((head, messages, b"}")), kind, messages)
+    head = _release_head(pnid, waba_id, kind, phase, order, late)
+    return Published(pnid.encode(), b"".join((head, messages, b"}")), kind, messages, waba_id=waba_id)
 
 
-def held_release(pnid: str, phase: int, order: int, late: bool, packed: bytes) -> Published:
+def held_release(pnid: str, waba_id: str, phase: int, order: int, late: bool, packed: bytes) -> Published:
     """The release of a held chunk, its messages left packed until sent."""
-    return Published(pnid.encode(), _release_head(pnid, "history", phase, order, late), "history", b"", packed)
+    head = _release_head(pnid, waba_id, "history", phase, order, late)
+    return Published(pnid.encode(), head, "history", b"", packed, waba_id)
 
 
-def _release_head(pnid: str, kind: str, phase: int | None, order: int | None, late: bool) -> bytes:
+def _release_head(pnid: str, waba_id: str, kind: str, phase: int | None, order: int | None, late: bool) -> bytes:
     """The record up to its messages array: `{..., "messages":`."""
-    head = orjson.dumps({"phone_number_id": pnid, "kind": kind, "phase": phase, "chunk_order": order, "late": late})
+    head = orjson.dumps(
+        {"phone_number_id": pnid, "waba_id": waba_id, "kind": kind, "phase": phase, "chunk_order": order, "late": late}
+    )
     return head[:-1] + b',"messages":'
 
 
 def merge_unordered(releases: Sequence[Published]) -> list[Published]:
     """One record per (business, kind) for the joined media and live messages of a batch: they
     have no order to keep, and a record each would cost a Kafka send each."""
-    merged: dict[tuple[bytes, str], list[bytes]] = {}
+    merged: dict[tuple[bytes, str], tuple[str, list[bytes]]] = {}
     for p in releases:
         if p.messages != b"[]":
-            merged.setdefault((p.key, p.kind), []).append(p.messages[1:-1])
+            merged.setdefault((p.key, p.kind), (p.waba_id, []))[1].append(p.messages[1:-1])
     return [
-        release_record(key.decode(), kind, None, None, False, b"[" + b",".join(parts) + b"]")
-        for (key, kind), parts in merged.items()
+        release_record(key.decode(), waba_id, kind, None, None, False, b"[" + b",".join(parts) + b"]")
+        for (key, kind), (waba_id, parts) in merged.items()
     ]
 
 
@@ -258,7 +284,9 @@ class Processor:
             state = reorder.decode(payload)
             if reorder.due(state, now, self.history_flush_timeout_s):
                 flushed = reorder.flush(state)
-                self._release(tx, out, pnid, flushed.released, [], None, None)
+                raw_sync = tx.get(SYNC, pnid)
+                waba_id = sync_state.decode(_split_partition(raw_sync)[1]).waba_id if raw_sync else ""
+                self._release(tx, out, pnid, waba_id, flushed.released, [], None, None)
                 out.gaps.extend((pnid, gap) for gap in flushed.gaps)
                 tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
         for key, value in list(self.store.items(MEDIA)):
@@ -273,7 +301,7 @@ class Processor:
         pnid = n.phone_number_id
         if n.messages:
             out.add("messages", n.messages)
-            out.published.append(release_record(pnid, "live", None, None, False, messages_json(n.messages)))
+            out.published.append(release_record(pnid, n.waba_id, "live", None, None, False, messages_json(n.messages)))
         out.statuses.extend(n.statuses)
         out.add("webhook_errors", n.errors)
         out.add("account_events", n.account_events)
@@ -344,7 +372,7 @@ class Processor:
         if outcome.held:
             tx.set(HELD, _held_key(pnid, incoming), codec.pack(body))
             out.held_delta += 1
-        self._release(tx, out, pnid, released, late, incoming, body)
+        self._release(tx, out, pnid, n.waba_id, released, late, incoming, body)
         tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
 
     def _release(
@@ -352,6 +380,7 @@ class Processor:
         tx: _Tx,
         out: Output,
         pnid: str,
+        waba_id: str,
         released: Sequence[ChunkId],
         late: Sequence[ChunkId],
         incoming: ChunkId | None,
@@ -360,7 +389,7 @@ class Processor:
         for chunk_id in released:
             phase, order, is_late = chunk_id.phase, chunk_id.chunk_order, chunk_id in late
             if chunk_id == incoming and incoming_body is not None and tx.get(HELD, _held_key(pnid, chunk_id)) is None:
-                out.published.append(release_record(pnid, "history", phase, order, is_late, incoming_body))
+                out.published.append(release_record(pnid, waba_id, "history", phase, order, is_late, incoming_body))
                 continue
             key = _held_key(pnid, chunk_id)
             packed = tx.get(HELD, key)
@@ -368,7 +397,7 @@ class Processor:
                 raise LookupError(f"held chunk {key} missing from the state")
             tx.set(HELD, key, None)
             out.held_delta -= 1
-            out.published.append(held_release(pnid, phase, order, is_late, packed))
+            out.published.append(held_release(pnid, waba_id, phase, order, is_late, packed))
 
     def _media(self, tx: _Tx, out: Output, row: MessageRow, partition: int, now: float, *, followup: bool) -> None:
         key = f"{row.phone_number_id}|{row.message_id}"
@@ -387,7 +416,7 @@ class Processor:
         out.add("messages", [result])
         if followup or not media_join.is_placeholder(result):
             out.published.append(
-                release_record(row.phone_number_id, "media", None, None, False, messages_json([result]))
+                release_record(row.phone_number_id, row.waba_id, "media", None, None, False, messages_json([result]))
             )
 
     def _sync(

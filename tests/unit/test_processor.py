@@ -351,25 +351,53 @@ def test_placeholders_older_than_the_followup_window_keep_no_join_state() -> Non
 def test_unordered_releases_merge_into_one_record_per_business_and_kind() -> None:
     from streams.processor import merge_unordered, release_record
 
-    a = release_record(PNID, "media", None, None, False, b'[{"message_id":"a"}]')
-    b = release_record(PNID, "media", None, None, False, b'[{"message_id":"b"}]')
-    live = release_record(PNID, "live", None, None, False, b'[{"message_id":"c"},{"message_id":"d"}]')
-    other = release_record(DECLINED_PNID, "media", None, None, False, b'[{"message_id":"e"}]')
+    a = release_record(PNID, "w1", "media", None, None, False, b'[{"message_id":"a"}]')
+    b = release_record(PNID, "w1", "media", None, None, False, b'[{"message_id":"b"}]')
+    live = release_record(PNID, "w1", "live", None, None, False, b'[{"message_id":"c"},{"message_id":"d"}]')
+    other = release_record(DECLINED_PNID, "w2", "media", None, None, False, b'[{"message_id":"e"}]')
     merged = {(p.key, p.kind): orjson.loads(p.payload()) for p in merge_unordered([a, live, b, other])}
+    assert {key: (doc["phone_number_id"], doc["waba_id"]) for key, doc in merged.items()} == {
+        (PNID.encode(), "media"): (PNID, "w1"),
+        (PNID.encode(), "live"): (PNID, "w1"),
+        (DECLINED_PNID.encode(), "media"): (DECLINED_PNID, "w2"),
+    }
     assert [m["message_id"] for m in merged[(PNID.encode(), "media")]["messages"]] == ["a", "b"]
     assert [m["message_id"] for m in merged[(PNID.encode(), "live")]["messages"]] == ["c", "d"]
     assert [m["message_id"] for m in merged[(DECLINED_PNID.encode(), "media")]["messages"]] == ["e"]
 
 
-def test_a_published_message_has_every_column_but_version_and_its_raw_as_an_object() -> None:
+def test_a_published_message_has_its_columns_but_the_records_own_and_the_empty_ones() -> None:
     row = MessageRow(
         PNID, "waba", "wamid.1", "15550001", "inbound", "history", "text", "hi", "", "", "read",
         1739212624, 0, 3, '{"id":"wamid.1","type":"text"}', "", None, 260,
     )  # fmt: skip
     [message] = orjson.loads(messages_json([row]))
-    assert list(message) == [name for name in MessageRow._fields if name != "version"]
-    assert message["raw"] == {"id": "wamid.1", "type": "text"}
-    assert (message["sent_at"], message["history_chunk_order"], message["error_code"]) == (1739212624, 3, None)
+    assert message == {
+        "message_id": "wamid.1",
+        "contact_wa_id": "15550001",
+        "direction": "inbound",
+        "source": "history",
+        "type": "text",
+        "text": "hi",
+        "status": "read",
+        "sent_at": 1739212624,
+        "history_phase": 0,
+        "history_chunk_order": 3,
+        "raw": {"id": "wamid.1", "type": "text"},
+    }
+    live = row._replace(
+        source="cloud_api", type="image", text="", media_id="m1", media_mime_type="image/jpeg", status="",
+        history_phase=None, history_chunk_order=None, context_id="wamid.0", error_code=131060,
+    )  # fmt: skip
+    [message] = orjson.loads(messages_json([live]))
+    assert {k: message[k] for k in ("media_id", "media_mime_type", "context_id", "error_code")} == {
+        "media_id": "m1",
+        "media_mime_type": "image/jpeg",
+        "context_id": "wamid.0",
+        "error_code": 131060,
+    }
+    left_out = {"phone_number_id", "waba_id", "version", "history_phase", "history_chunk_order"}
+    assert set(MessageRow._fields) - set(message) == left_out
 
 
 def test_a_bad_message_is_a_dead_letter_of_its_own_and_its_chunk_goes_on() -> None:
