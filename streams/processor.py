@@ -15,6 +15,7 @@ media row on a redelivered side, a contact change equal to the state.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -236,6 +237,8 @@ class Processor:
         self.history_flush_timeout_s = history_flush_timeout_s
         self.media_pending_ttl_s = media_pending_ttl_s
         self.media_followup_window_s = media_followup_window_s
+        # When each partition's media state was last scanned (see `sweep`).
+        self._media_swept: dict[int, float] = {}
 
     def process(self, record: Record, now: float) -> Output:
         """Everything one record implies; a dead letter (and nothing else) if it cannot be processed.
@@ -289,6 +292,11 @@ class Processor:
                 self._release(tx, out, pnid, waba_id, flushed.released, [], None, None)
                 out.gaps.extend((pnid, gap) for gap in flushed.gaps)
                 tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
+        # Media state lives for days and a scan reads every partition's keys: once per hundredth of
+        # the TTL (expiring at most 1% late), not on every tick of every partition.
+        if 0 <= now - self._media_swept.get(partition, -math.inf) < self.media_pending_ttl_s / 100:
+            return out
+        self._media_swept[partition] = now
         for key, value in list(self.store.items(MEDIA)):
             owner, payload = _split_partition(value)
             if owner == partition and media_join.expired(media_join.decode(payload), now, self.media_pending_ttl_s):

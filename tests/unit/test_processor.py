@@ -318,6 +318,19 @@ def test_the_sweep_flushes_a_stalled_history_and_expires_media_state() -> None:
     assert store.tables["media_pending"] == {}
 
 
+def test_media_state_is_scanned_once_per_hundredth_of_its_ttl_not_on_every_tick() -> None:
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1000.0)
+    ((topic, key, value),) = records([_chunk_body(1, 1, 10)])
+    store.apply(processor.process(Record(topic, 2, 0, key, value), now=0.0).writes)
+    assert store.tables["media_pending"]
+    store.apply(processor.sweep(2, now=995.0).writes)  # scanned: nothing expired yet
+    store.apply(processor.sweep(2, now=1001.0).writes)  # expired, but within 10 s of the last scan
+    assert store.tables["media_pending"]
+    store.apply(processor.sweep(2, now=1005.0).writes)
+    assert store.tables["media_pending"] == {}
+
+
 @pytest.mark.parametrize("codec_tag", [b"l", b"0"])
 def test_held_chunks_are_stored_compactly(codec_tag: bytes) -> None:
     from streams import codec
