@@ -32,7 +32,7 @@ from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
 from coex.settings import Settings
 from ingest.errors import KafkaUnavailable, TooLarge
-from ingest.topics import ensure_topics, topic_names, track_topics
+from ingest.topics import ensure_topics, log_created, topic_names, track_topics
 from schemas.routing import ChangeRecord, topic_name
 
 log = logging.getLogger(__name__)
@@ -207,8 +207,7 @@ class KafkaPublisher:
             self._mark_fresh()
             self._first_attempt.set()
             log.info("Kafka producer connected to %s", self._settings.kafka_bootstrap)
-            if created:
-                log.info("created Kafka topics %s", ", ".join(sorted(created)))
+            log_created(created)
             return
 
     async def _replace_producer(self) -> None:

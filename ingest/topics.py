@@ -36,7 +36,7 @@ def topic_configs(settings: Settings) -> dict[str, str]:
 
 async def ensure_topics(settings: Settings) -> list[str]:
     """Create every ingest topic and `normalized_messages` that is missing; return those created
-    (the caller says so: `coex migrate` in its summary, the services in their logs).
+    (the caller says so: `coex migrate` in its summary, the services through `log_created`).
 
     Idempotent, and safe against another process creating the same topics at the same time.
     """
@@ -69,6 +69,11 @@ async def ensure_topics(settings: Settings) -> list[str]:
             message = rest[0] if rest else ""
             raise error(f"creating topic {name}: {message or error.__name__}")
     return created
+
+
+def log_created(created: list[str]) -> None:
+    if created:
+        log.info("created Kafka topics %s", ", ".join(sorted(created)))
 
 
 def _warn_other_partition_counts(described: list[dict[str, Any]], wanted: int) -> None:

@@ -287,8 +287,7 @@ class Processor:
             state = reorder.decode(payload)
             if reorder.due(state, now, self.history_flush_timeout_s):
                 flushed = reorder.flush(state)
-                raw_sync = tx.get(SYNC, pnid)
-                waba_id = sync_state.decode(_split_partition(raw_sync)[1]).waba_id if raw_sync else ""
+                waba_id = _sync_state(tx, pnid).waba_id
                 self._release(tx, out, pnid, waba_id, flushed.released, [], None, None)
                 out.gaps.extend((pnid, gap) for gap in flushed.gaps)
                 tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
@@ -338,9 +337,7 @@ class Processor:
         plain = [row for row in chunk.messages if not media_join.is_placeholder(row)]
         out.add("messages", plain)
         newest = max((row.sent_at for row in chunk.messages), default=0)
-        raw_sync = tx.get(SYNC, pnid)
-        if raw_sync:
-            newest = max(newest, sync_state.decode(_split_partition(raw_sync)[1]).newest_message_at)
+        newest = max(newest, _sync_state(tx, pnid).newest_message_at)
         oldest_followup = newest - self.media_followup_window_s
         for row in chunk.messages:
             if not media_join.is_placeholder(row):
@@ -430,8 +427,7 @@ class Processor:
     def _sync(
         self, tx: _Tx, out: Output, pnid: str, partition: int, change: Callable[[sync_state.SyncState], bool]
     ) -> sync_state.SyncState:
-        raw = tx.get(SYNC, pnid)
-        state = sync_state.decode(_split_partition(raw)[1]) if raw else sync_state.SyncState()
+        state = _sync_state(tx, pnid)
         if change(state):
             tx.set(SYNC, pnid, _with_partition(partition, sync_state.encode(state)))
         # Written even when unchanged: after a crash the state may be ahead of ClickHouse.
@@ -449,6 +445,11 @@ class Processor:
         if current != row.version:
             tx.set(CONTACTS, key, _with_partition(partition, contacts.encode(row.version)))
         out.add("contacts", [row])
+
+
+def _sync_state(tx: _Tx, pnid: str) -> sync_state.SyncState:
+    raw = tx.get(SYNC, pnid)
+    return sync_state.decode(_split_partition(raw)[1]) if raw else sync_state.SyncState()
 
 
 def _declines(waba_id: str, code: int, at: int) -> Callable[[sync_state.SyncState], bool]:

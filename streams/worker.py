@@ -23,7 +23,7 @@ from coex.logs import hold_back_repeats
 from coex.memory import bound_memory
 from coex.ports import web_port
 from coex.settings import Settings
-from ingest.topics import ensure_topics
+from ingest.topics import ensure_topics, log_created
 from sinks.engine import ClientEngine, Engine, open_engine
 from sinks.engine_server import serve_engine
 from sinks.migrate import apply_migrations
@@ -115,9 +115,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         log.info("applied migrations: %s", ", ".join(applied))
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    created = loop.run_until_complete(ensure_topics(settings))
-    if created:
-        log.info("created Kafka topics %s", ", ".join(sorted(created)))
+    log_created(loop.run_until_complete(ensure_topics(settings)))
     loop.run_until_complete(ensure_tick_topic(settings))
     writer = BatchWriter(
         engine,
