@@ -30,7 +30,8 @@ def test_bounds_glibc_arenas_mmap_threshold_and_arrow_pool() -> None:
     result = probe()
     assert result["applied"] == [
         "MALLOC_ARENA_MAX=2",
-        "MALLOC_MMAP_THRESHOLD_=131072",
+        "MALLOC_MMAP_THRESHOLD_=33554432",
+        "MALLOC_TRIM_THRESHOLD_=67108864",
         "ARROW_DEFAULT_MEMORY_POOL=jemalloc",
     ]
     assert result["pool"] == "jemalloc"
