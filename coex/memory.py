@@ -5,7 +5,8 @@ allocates through mimalloc, which keeps freed pages in per-thread heaps: a worke
 records, fetch buffers and insert payloads then leave resident memory hundreds of MB above what is
 in use. Here glibc gets two arenas and pyarrow its jemalloc pool, which hands freed pages back
 after a second (its decay) but reuses them meanwhile. bench/e2e.py, one run each: worker peak
-1,469 MB before, 1,077 MB with these.
+1,469 MB with the defaults, 1,077 MB with these two (and large blocks mapped from 128 KiB, since
+raised, below).
 
 Large blocks are served from the heap up to 32 MiB (glibc's own ceiling for them) and up to 64 MiB
 of free heap is kept: a worker allocates and frees blocks of a few MB all the time (record values,
