@@ -42,7 +42,9 @@ def any_status(database: str, token: str) -> str:
 def apply_best_status(database: str, token: str) -> str:
     """INSERT ... SELECT rewriting the messages keyed in `sink_keys` under `token` whose best known
     status ranks higher. The keys with any status are found first (usually few), so `messages` is
-    read only for those."""
+    read only for those. They filter in PREWHERE, before FINAL: with the filter in WHERE (ClickHouse
+    does not move it under FINAL) every column of each granule holding one of a few dozen keys, most
+    of the table, was read and merged, ~0.45 s per flush at a million messages; now ~0.14 s."""
     with_status = _with_status(database, token)
     select = []
     for column in MessageRow._fields:
@@ -57,7 +59,10 @@ def apply_best_status(database: str, token: str) -> str:
     columns = ", ".join(MessageRow._fields)
     return f"""INSERT INTO {database}.messages ({columns})
 SELECT {", ".join(select)}
-FROM {database}.messages AS m FINAL
+FROM (
+    SELECT * FROM {database}.messages FINAL
+    PREWHERE (phone_number_id, message_id) IN ({with_status})
+) AS m
 INNER JOIN (
     SELECT
         phone_number_id,
@@ -69,5 +74,4 @@ INNER JOIN (
     WHERE (phone_number_id, message_id) IN ({with_status})
     GROUP BY phone_number_id, message_id
 ) AS s ON m.phone_number_id = s.phone_number_id AND m.message_id = s.message_id
-WHERE (m.phone_number_id, m.message_id) IN ({with_status})
-  AND s.best_rank > {rank_sql("m.status")}"""
+WHERE s.best_rank > {rank_sql("m.status")}"""

@@ -300,6 +300,16 @@ async def test_a_status_before_its_message_is_applied_when_the_message_lands(eng
     assert summary == [(1, "read")]
 
 
+async def test_a_status_is_carried_onto_the_newest_of_several_unmerged_rows(engine: Engine) -> None:
+    # Three flushes, three parts: the carry finds the key in each and rewrites the newest row.
+    await write(engine, "messages", [message("wamid.m", complete=False, status="sent", source="echo")])
+    await write(engine, "messages", [message("wamid.m", complete=True, status="sent", source="echo")])
+    await write(engine, "messages", [message(f"wamid.other{i}", source="echo") for i in range(50)])
+    await write(engine, "message_statuses", [status("wamid.m", "delivered"), status("wamid.other7", "read")])
+    rows = final_rows(engine, "SELECT message_id, type, media_id, status FROM messages WHERE status != ''")
+    assert sorted(rows) == [("wamid.m", "image", "media-1", "delivered"), ("wamid.other7", "image", "media-1", "read")]
+
+
 async def test_views_summarize_per_business(engine: Engine) -> None:
     writer = writer_on(engine)
     writer.add("messages", [message("wamid.v1"), message("wamid.v2", source="echo", contact_wa_id="1999")])
