@@ -16,6 +16,13 @@ the clock starts. Measured in one run:
    POSTed at 16 concurrent connections (bench/loadgen.py, or --poster aiohttp); from the first POST until every
    message is visible under FINAL. Reports ingest POSTs/s, end-to-end messages/s and the
    worker's peak resident memory (VmHWM).
+
+    .venv/bin/python bench/e2e.py --messages 1000000 --against REV [--rounds 3]
+
+A/B of the worker end to end: no baseline; the pipeline runs `--rounds` times with the worker of
+the code at REV (a git revision, exported to a temporary folder) and as many with the working
+tree's, in turns, each on a fresh broker (the ingest is the working tree's in both). The machine's
+speed drifts too much within the hour for runs made apart to compare; turns side by side do.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import os
 import platform
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -46,6 +54,14 @@ from coex.simulator.poster import PostOptions, post_all  # noqa: E402
 from coex.simulator.scenario import Delivery, Simulation  # noqa: E402
 
 SECRET = "bench-secret"
+
+
+def export(revision: str, into: Path) -> Path:
+    """The tree of `revision` as plain files (no worktree left behind)."""
+    into.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
 
 
 def free_port() -> int:
@@ -195,8 +211,14 @@ def wait_ready(url: str) -> None:
 
 
 def pipeline(
-    deliveries: list[Delivery], expected_messages: int, tmp: Path, bootstrap: str, poster: str
+    deliveries: list[Delivery],
+    expected_messages: int,
+    tmp: Path,
+    bootstrap: str,
+    poster: str,
+    worker_code: Path | None = None,
 ) -> dict[str, float]:
+    """One run; `worker_code`: a tree whose worker runs instead of this one's."""
     run = uuid.uuid4().hex[:8]
     env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
     env.update(
@@ -211,9 +233,10 @@ def pipeline(
         COEX_WORKER_WEB_PORT=str(free_port()),
     )
     coex = [sys.executable, "-m", "coex.cli", "--log-level", "WARNING"]
-    subprocess.run([*coex, "migrate"], env=env, check=True, cwd=tmp)
+    subprocess.run([*coex, "migrate"], env=env, check=True, cwd=tmp, stdout=sys.stderr)  # the report alone on stdout
     logs = open(tmp / "procs.log", "wb")  # noqa: SIM115
-    worker = subprocess.Popen([*coex, "worker"], env=env, cwd=tmp, stdout=logs, stderr=logs)
+    worker_env = {**env, "PYTHONPATH": str(worker_code)} if worker_code else env  # ahead of the editable install
+    worker = subprocess.Popen([*coex, "worker"], env=worker_env, cwd=tmp, stdout=logs, stderr=logs)
     ingest = subprocess.Popen([*coex, "ingest"], env=env, cwd=tmp, stdout=logs, stderr=logs)
     settings = Settings(
         clickhouse_url=env["COEX_CLICKHOUSE_URL"], clickhouse_database="coex", sql_port=int(env["COEX_SQL_PORT"])
@@ -301,6 +324,8 @@ def main() -> int:
         "--poster", choices=("lean", "aiohttp"), default="lean",
         help="the load generator: bench/loadgen.py (default) or `coex simulate`'s aiohttp poster",
     )  # fmt: skip
+    parser.add_argument("--against", metavar="REV", help="A/B of the worker: REV's against the working tree's")
+    parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each side")
     args = parser.parse_args()
 
     t0 = time.perf_counter()
@@ -308,6 +333,9 @@ def main() -> int:
     mb = sum(len(d.body) for d in deliveries) / 1e6
     sys.stderr.write(f"built {len(deliveries)} webhooks, {expected} messages, {mb:.0f} MB "
                      f"in {time.perf_counter() - t0:.1f} s\n")  # fmt: skip
+    if args.against:
+        sys.stdout.write(ab_report(args, deliveries, expected) + "\n")
+        return 0
 
     rates = [timed_baseline(deliveries, "before")]
     with contextlib.ExitStack() as stack:
@@ -346,6 +374,43 @@ def main() -> int:
     if args.write:
         write_section(ROOT / "bench" / "RESULTS.md", "## End to end (issues 6 and 7)", report)
     return 0
+
+
+def ab_report(args: argparse.Namespace, deliveries: list[Delivery], expected: int) -> str:
+    """Runs of the worker of `args.against` and of the working tree in turns; their figures."""
+    lines = [
+        f"`.venv/bin/python bench/e2e.py --messages {args.messages} --against {args.against} --rounds {args.rounds}` "
+        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {platform.python_version()}), "
+        f"{expected:,} messages:",
+        "",
+        "| turn | worker | messages/s | posting took | after the last POST | worker CPU | worker peak |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rates: dict[str, list[float]] = {args.against: [], "working tree": []}
+    with tempfile.TemporaryDirectory() as name:
+        other = export(args.against, Path(name) / "a")
+        for turn in range(1, args.rounds + 1):
+            for side, code in ((args.against, other), ("working tree", None)):
+                with tempfile.TemporaryDirectory() as run_dir:
+                    tmp = Path(run_dir)
+                    with fresh_broker(tmp) as bootstrap:
+                        res = pipeline(deliveries, expected, tmp, bootstrap, args.poster, code)
+                rates[side].append(res["e2e_msgs_per_s"])
+                line = (
+                    f"| {turn} | {side} | {res['e2e_msgs_per_s']:,.0f} | {res['post_seconds']:.1f} s | "
+                    f"{res['e2e_seconds'] - res['post_seconds']:.1f} s | {res['worker_cpu_s']:.1f} s | "
+                    f"{res['worker_peak_mb']:,.0f} MB |"
+                )
+                sys.stderr.write(line + "\n")
+                lines.append(line)
+    new, old = rates["working tree"], rates[args.against]
+    faster = sum(n > o for n, o in zip(new, old, strict=True))
+    lines += [
+        "",
+        f"working tree / {args.against}: {statistics.median(new) / statistics.median(old):.2f}x the median rate, "
+        f"faster in {faster} of {len(new)} turns",
+    ]
+    return "\n".join(lines)
 
 
 def write_section(path: Path, heading: str, body: str) -> None:

@@ -27,17 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import SECRET, build, cpu_seconds, free_port, fresh_broker, status_mb, wait_ready  # noqa: E402
+from bench.e2e import SECRET, build, cpu_seconds, export, free_port, fresh_broker, status_mb, wait_ready  # noqa: E402
 from bench.loadgen import post_prepared, prepare  # noqa: E402
 from coex.settings import Settings  # noqa: E402
-
-
-def export(revision: str, into: Path) -> Path:
-    """The tree of `revision` as plain files (no worktree left behind)."""
-    into.mkdir()
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", revision], check=True, capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def drain(source: Path, env: dict[str, str], tmp: Path, expected: int) -> dict[str, float]:
