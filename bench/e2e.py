@@ -327,6 +327,8 @@ def main() -> int:
     parser.add_argument("--against", metavar="REV", help="A/B of the worker: REV's against the working tree's")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each side")
     args = parser.parse_args()
+    if args.against and args.kafka:
+        parser.error("--against runs each turn on a fresh broker of its own; leave out --kafka")
 
     t0 = time.perf_counter()
     deliveries, expected = build(args.messages)
