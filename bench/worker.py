@@ -27,7 +27,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.e2e import SECRET, build, cpu_seconds, export, free_port, fresh_broker, status_mb, wait_ready  # noqa: E402
+from bench.e2e import (  # noqa: E402
+    SECRET,
+    build,
+    export,
+    family_cpu_seconds,
+    family_mb,
+    free_port,
+    fresh_broker,
+    wait_ready,
+    with_children,
+)
 from bench.loadgen import post_prepared, prepare  # noqa: E402
 from coex.settings import Settings  # noqa: E402
 
@@ -67,7 +77,8 @@ def drain(source: Path, env: dict[str, str], tmp: Path, expected: int) -> dict[s
                     raise SystemExit(f"worker exited {worker.returncode}; see {log.name}")
                 time.sleep(0.25)
             seconds = time.perf_counter() - start
-            figures = {"seconds": seconds, "cpu": cpu_seconds(worker.pid), "peak_mb": status_mb(worker.pid, "VmHWM")}
+            workers = with_children(worker.pid)  # the helper process included
+            figures = {"seconds": seconds, "cpu": family_cpu_seconds(workers), "peak_mb": family_mb(workers, "VmHWM")}
         finally:
             worker.terminate()
             try:
