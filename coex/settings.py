@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Stream worker: faust app id = Kafka consumer group (and prefix of its changelog topics).
     worker_group: str = "coex"
     worker_batch_records: int = Field(default=1000, ge=1)  # records per commit at most
+    # Records from this size on are parsed ahead of the agent in a helper process (streams/helper.py); 0: none.
+    worker_helper_min_bytes: int = Field(default=64 * 1024, ge=0)
     worker_sweep_interval_s: float = Field(default=30.0, gt=0)  # reorder timeouts, media TTL
     # A worker that handles no record this long while records wait (and ClickHouse takes writes)
     # exits to be started again (streams/stall.py); 0 never.

@@ -10,6 +10,10 @@ best known status into `messages` for every message touched (sinks/status_sql.py
 arrived before its message is applied as soon as the message lands. The touched keys go to the
 `sink_keys` scratch table so that statement joins on data rather than on a huge SQL literal; a
 cheap query first asks whether any of them has a status at all (a history import's have none).
+
+Rows come as row tuples (`add`) or already in Arrow (`add_encoded`: history rows the worker's
+helper processes parsed, which would cost a pickle each to pass as tuples); one insert per table
+takes both, in the order they came.
 """
 
 from __future__ import annotations
@@ -21,13 +25,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
 from schemas.rows import StatusRow
 from sinks import metrics
-from sinks.encode import columns_to_arrow, rows_to_arrow
+from sinks.encode import arrow_schema, columns_to_arrow, rows_to_arrow
 from sinks.engine import Engine
 from sinks.status_sql import any_status, apply_best_status
 from sinks.tables import ROW_TYPES, SINK_KEYS, SinkKeyRow, columns
@@ -40,12 +44,15 @@ FIRST_RETRY_S = 0.2
 # time, for rows that FINAL and background merges collapse anyway.
 INSERT_SETTINGS = {"optimize_on_insert": 0}
 
+# A table's buffered rows in the order they came: runs of row tuples, and rows already encoded.
+Segment: TypeAlias = list[tuple[Any, ...]] | pa.Table
+
 
 @dataclass
 class _Batch:
     """One flush's rows; kept until all of it is written, steps done are skipped on retry."""
 
-    tables: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]
+    tables: dict[str, list[Segment]]
     # Names this batch's keys in `sink_keys` and its inserts' deduplication tokens: the same through
     # every retry of the batch, random so an identical later batch is not deduplicated.
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
@@ -58,8 +65,11 @@ class _Batch:
         pnids: list[str] = []
         mids: list[str] = []
         for table in ("messages", STATUS_TABLE):
-            if table in self.tables:
-                names, rows = self.tables[table]
+            names = columns(table)
+            pnid, mid = itemgetter(names.index("phone_number_id")), itemgetter(names.index("message_id"))
+            for rows in self.tables.get(table, ()):
+                if not isinstance(rows, list):
+                    continue  # encoded: history rows without a media id (`add_encoded`)
                 if table == "messages":
                     # Status webhooks mostly follow messages sent after onboarding (echoes, Cloud API):
                     # skipping history rows keeps a 180-day import off this join. But a media
@@ -67,13 +77,16 @@ class _Batch:
                     # rewrites its message, so a status that reached the placeholder is applied again.
                     source, media = names.index("source"), names.index("media_id")
                     rows = [row for row in rows if row[source] != "history" or row[media]]
-                pnids.extend(map(itemgetter(names.index("phone_number_id")), rows))
-                mids.extend(map(itemgetter(names.index("message_id")), rows))
+                pnids.extend(map(pnid, rows))
+                mids.extend(map(mid, rows))
         return [[self.token] * len(pnids), pnids, mids]
+
+    def count(self, table: str) -> int:
+        return sum(len(rows) for rows in self.tables[table])
 
     @property
     def rows(self) -> int:
-        return sum(len(rows) for _, rows in self.tables.values())
+        return sum(self.count(table) for table in self.tables)
 
     def order(self) -> list[str]:
         """messages first (statuses join onto them), message_statuses last."""
@@ -90,7 +103,7 @@ class BatchWriter:
         self.batch_age_s = batch_age_s
         self.retry_max_s = retry_max_s
         self.failing = False  # the last write attempt failed; retrying
-        self._buffers: dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]] = {}
+        self._buffers: dict[str, list[Segment]] = {}
         self._buffered = 0
         self._oldest: float | None = None
         self._pending: list[_Batch] = []
@@ -105,8 +118,28 @@ class BatchWriter:
         names: tuple[str, ...] = rows[0]._fields  # type: ignore[attr-defined]
         if names != columns(table):
             raise ValueError(f"{table}: rows with columns {names}, the table has {columns(table)}")
-        self._buffers.setdefault(table, (names, []))[1].extend(rows)
-        self._buffered += len(rows)
+        segments = self._buffers.setdefault(table, [])
+        last = segments[-1] if segments else None
+        if not isinstance(last, list):
+            last = []
+            segments.append(last)
+        last.extend(rows)
+        self._buffered_more(len(rows))
+
+    def add_encoded(self, table: str, data: pa.Table) -> None:
+        """Rows already in Arrow (streams/prepare.py), with the table's row type's schema. Their keys
+        are not read: only history rows without a media id may come so (see `_Batch.key_columns`)."""
+        if not data.num_rows:
+            return
+        if table not in ROW_TYPES:
+            raise ValueError(f"unknown table {table!r}")
+        if not data.schema.equals(arrow_schema(ROW_TYPES[table])):
+            raise ValueError(f"{table}: Arrow rows with schema {data.schema}, not the table's row type's")
+        self._buffers.setdefault(table, []).append(data)
+        self._buffered_more(data.num_rows)
+
+    def _buffered_more(self, rows: int) -> None:
+        self._buffered += rows
         if self._oldest is None:
             self._oldest = time.monotonic()
         metrics.BUFFERED_ROWS.set(self.buffered_rows)
@@ -172,7 +205,7 @@ class BatchWriter:
             self._insert(batch, table, self._encoded(table, batch))
             batch.done.add(table)
             batch.encoded.pop(table, None)
-            metrics.ROWS_WRITTEN.labels(table).inc(len(batch.tables[table][1]))
+            metrics.ROWS_WRITTEN.labels(table).inc(batch.count(table))
         keys = batch.key_columns()
         if keys[0] and SINK_KEYS not in batch.done:
             self._insert(batch, SINK_KEYS, columns_to_arrow(SinkKeyRow, keys))
@@ -189,7 +222,9 @@ class BatchWriter:
     def _encoded(self, table: str, batch: _Batch) -> pa.Table:
         data = batch.encoded.get(table)
         if data is None:
-            data = batch.encoded[table] = rows_to_arrow(ROW_TYPES[table], batch.tables[table][1])
+            row_type = ROW_TYPES[table]
+            parts = [rows_to_arrow(row_type, rows) if isinstance(rows, list) else rows for rows in batch.tables[table]]
+            data = batch.encoded[table] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         return data
 
     def _insert(self, batch: _Batch, table: str, data: pa.Table) -> None:

@@ -1,9 +1,11 @@
 """The faust application: topics, state tables, the one agent and its timers. Only wiring.
 
 One agent reads every ingest topic (all keyed by phone_number_id, or the WABA id for
-account_update, and co-partitioned) plus a small `stream_ticks` topic. For each record it calls
-`Processor.process`, sends what the record released to `normalized_messages`, keeps its state
-changes in an overlay (TableStore) and hands the rows to the ClickHouse writer. A commit confirms
+account_update, and co-partitioned) plus a small `stream_ticks` topic. It hands large records to
+helper processes to parse as soon as it reads them (streams/helper.py), a few records ahead, and
+applies the records strictly in their order: for each it calls `Processor.process`, sends what
+the record released to `normalized_messages`, keeps its state changes in an overlay (TableStore)
+and hands the rows to the ClickHouse writer. A commit confirms
 the sends, applies the state changes to the tables, and writes the rows while the agent goes on.
 
 Commit after write: the stream runs with acks off (`noack`), and records are acked only after
@@ -23,6 +25,7 @@ assigned partition of `stream_ticks` every `worker_sweep_interval_s`; processing
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import time
@@ -30,6 +33,7 @@ from collections.abc import Awaitable, Iterator, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import faust
+import pyarrow as pa
 from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT, TableT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -42,7 +46,15 @@ from schemas.rows import StatusRow
 from sinks.remote import RemoteEngine
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
-from streams.delivery import QUEUE_EVENTS, deliver_without_race, fetch_only_active, fetch_while_full
+from streams.delivery import (
+    QUEUE_EVENTS,
+    deliver_without_race,
+    fetch_in_batches,
+    fetch_only_active,
+    fetch_while_full,
+)
+from streams.helper import HELPER_PROCESSES, Helper, Pending
+from streams.prepare import Prepared
 from streams.processor import (
     HELD,
     TABLES,
@@ -68,6 +80,10 @@ KAFKA_PROBE_S = 10.0  # how long the watchdog waits for Kafka's answer before ca
 # Bytes sent to normalized_messages before their confirmations are awaited, not at commit only.
 PUBLISH_WINDOW_BYTES = 64 * 1024 * 1024
 FETCH_BYTES = MAX_MESSAGE_BYTES + 1024 * 1024  # a whole batch of the largest size a topic takes, per partition
+# Large records given to the helpers before the agent applies the first of them: enough to keep them
+# busy while the agent works, few enough that a rebalance finds little read ahead.
+AHEAD_LARGE = 2 * HELPER_PROCESSES
+AHEAD_EVENTS = 512  # and records read ahead at most, small ones included
 
 
 class Writer(Protocol):
@@ -77,6 +93,8 @@ class Writer(Protocol):
     def buffered_rows(self) -> int: ...
 
     def add(self, table: str, rows: Sequence[NamedTuple]) -> None: ...
+
+    def add_encoded(self, table: str, data: pa.Table) -> None: ...
 
     def add_statuses(self, rows: Sequence[StatusRow]) -> None: ...
 
@@ -156,9 +174,10 @@ class TableStore:
 class StreamWorker:
     """Builds the faust app around a writer; holds the uncommitted records between flushes."""
 
-    def __init__(self, settings: Settings, writer: Writer) -> None:
+    def __init__(self, settings: Settings, writer: Writer, helper: Helper | None = None) -> None:
         self.settings = settings
         self.writer = writer
+        self.helper = helper or Helper(0)
         datadir = settings.data_dir / "faust"
         datadir.mkdir(parents=True, exist_ok=True)  # faust makes only the last level itself
         self.app = faust.App(
@@ -324,24 +343,54 @@ class StreamWorker:
         deliver_without_race(self.app, stream.channel.queue)  # type: ignore[attr-defined]
         fetch_while_full(self.app)
         fetch_only_active(self.app)
+        fetch_in_batches(self.app)
         noack: Any = stream.noack()  # type: ignore[attr-defined]  # missing from faust's StreamT
         self._stream = noack
+        queue = stream.channel.queue  # type: ignore[attr-defined]
+        # Records read ahead, each with the helper's work on it when it has some (streams/helper.py).
+        ahead: collections.deque[tuple[EventT[bytes], Pending | None]] = collections.deque()
+        large = 0
         async for event in noack.events():
-            async with self._lock:
-                await self._handle(event)
-                if self._commit_due():
-                    await self._commit()
+            pending = None if self._is_tick(event) else self.helper.submit(_value(event))
+            ahead.append((event, pending))
+            large += pending is not None
+            # Apply the oldest once the helper has enough to do, or nothing more is there to read.
+            while ahead and (
+                ahead[0][1] is None or large >= AHEAD_LARGE or len(ahead) >= AHEAD_EVENTS or queue.empty()
+            ):
+                head, pending = ahead.popleft()
+                large -= pending is not None
+                await self._apply(head, pending)
 
-    async def _handle(self, event: EventT[bytes]) -> None:
+    async def _apply(self, event: EventT[bytes], pending: Pending | None) -> None:
+        prepared = None if self._is_tick(event) else await self.helper.result(_value(event), pending)
+        if self._stale(event):
+            # Read ahead before a rebalance: faust reads it again from the committed offset (its
+            # ack would be refused anyway, see `_refuse_stale_acks`).
+            metrics.STALE_SKIPPED.inc()
+            return
+        async with self._lock:
+            await self._handle(event, prepared)
+            if self._commit_due():
+                await self._commit()
+
+    def _is_tick(self, event: EventT[bytes]) -> bool:
+        return event.message.topic == self.ticks.get_topic_name()
+
+    def _stale(self, event: EventT[bytes]) -> bool:
+        app: Any = self.app
+        return bool(event.message.generation_id != app.consumer_generation_id or not app.flow_control.is_active())
+
+    async def _handle(self, event: EventT[bytes], prepared: Prepared | None = None) -> None:
         msg = event.message
         now = time.time()
         self._idle_since = time.monotonic()
-        if msg.topic == self.ticks.get_topic_name():
+        if self._is_tick(event):
             out = self.processor.sweep(msg.partition, now)
         else:
-            value = msg.value if isinstance(msg.value, bytes) else bytes(msg.value or b"")
             key = msg.key if isinstance(msg.key, bytes | None) else bytes(msg.key)
-            out = self.processor.process(Record(msg.topic, msg.partition, msg.offset, key, value), now)
+            record = Record(msg.topic, msg.partition, msg.offset, key, _value(event))
+            out = self.processor.process(record, now, prepared)
             metrics.RECORDS.labels(msg.topic).inc()
         await self._publish(out)
         self.store.defer(event, out.writes)
@@ -377,6 +426,10 @@ class StreamWorker:
         self._publishing_bytes = 0
 
     def _hand_to_writer(self, out: Output, topic: str) -> None:
+        for table, parts in out.encoded.items():
+            for data in parts:
+                self.writer.add_encoded(table, data)
+                metrics.ROWS.labels(table).inc(data.num_rows)
         for table, rows in out.rows.items():
             self.writer.add(table, rows)
             metrics.ROWS.labels(table).inc(len(rows))
@@ -548,6 +601,11 @@ class StreamWorker:
             high = consumer.highwater(tp)
             if high is not None:
                 yield tp, high, consumer._committed_offset.get(tp)  # faust keeps no public accessor
+
+
+def _value(event: EventT[bytes]) -> bytes:
+    value = event.message.value
+    return value if isinstance(value, bytes) else bytes(value or b"")
 
 
 def build_app(settings: Settings, writer: Writer | None = None) -> faust.App:

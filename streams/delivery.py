@@ -1,4 +1,4 @@
-"""How fetched records reach the agent: three changes to faust's hand-over.
+"""How fetched records reach the agent: four changes to faust's hand-over.
 
 1. No per-record race when nothing can wait.
 
@@ -34,6 +34,12 @@ changelog partition that recovery had just sought to its start lost its records 
 waited for them for good ("No event received for active tp ... since recovery start"); a standby
 lost some unnoticed (so could a changelog longer than one fetch: recovery counts only the last
 offset it read). Now those records stay in aiokafka's buffer until their partition is active.
+
+4. Fetches that wait for data. aiokafka asks the broker for at least 1 byte (faust sets no other
+minimum), so a worker that keeps up with its partitions fetches each produce batch on its own as it
+lands: during an import the broker's CPU doubled, its answers to the ingest slowed, and POSTs with
+them (bench/RESULTS.md). A fetch now asks for `FETCH_MIN_BYTES` and waits `FETCH_MAX_WAIT_MS` at
+most for them: a live message is at most that much later.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ ROOM_POLL_S = 0.005
 QUEUE_EVENTS = 4096
 # ... and no further record once the values queued weigh this much (one record always fits).
 QUEUE_BYTES = 64 * 1024 * 1024
+FETCH_MIN_BYTES = 1024 * 1024
+FETCH_MAX_WAIT_MS = 200  # faust's is 1,500 with aiokafka's minimum of one byte
 
 
 def deliver_without_race(app: Any, queue: Any) -> None:
@@ -147,6 +155,13 @@ def fetch_while_full(app: Any) -> None:
 
 def _stay_in_fetch(tp: Any) -> None:
     return None
+
+
+def fetch_in_batches(app: Any) -> None:
+    """Make the fetches of `app`'s started consumer wait for `FETCH_MIN_BYTES` (see 4. above)."""
+    fetcher: Any = app.consumer._thread._ensure_consumer()._fetcher  # aiokafka reads these per request
+    fetcher._fetch_min_bytes = FETCH_MIN_BYTES
+    fetcher._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
 
 
 def fetch_only_active(app: Any) -> None:

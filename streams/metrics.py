@@ -22,3 +22,13 @@ COMMIT_SECONDS = Histogram(
 REFUSED_ACKS = Counter(
     "coex_stream_refused_acks_total", "acks of records skipped by a rebalance, refused so they are read again"
 )
+PREPARED_AHEAD = Counter(
+    "coex_stream_prepared_ahead_total", "large records parsed by the helper process ahead of the agent"
+)
+HELPER_RESTARTS = Counter(
+    "coex_stream_helper_restarts_total", "helper processes that failed (their records were parsed in place)"
+)
+STALE_SKIPPED = Counter(
+    "coex_stream_stale_skipped_total",
+    "records read ahead and left unprocessed when a rebalance came first (read again after it)",
+)

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 import orjson
+import pyarrow as pa
 
-from schemas.errors import UnsupportedChange
-from schemas.normalize import HistoryChunk, Normalized, normalize_change
-from schemas.routing import KNOWN_FIELDS, decode_record
+from schemas.normalize import Normalized
 from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
 from streams import codec
 from streams.logic import contacts, media_join, reorder, sync_state
 from streams.logic.reorder import ChunkId
+from streams.prepare import Prepared, PreparedChunk, messages_json, prepare
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class Write(NamedTuple):
 @dataclass(slots=True)
 class Output:
     rows: dict[str, list[Any]] = field(default_factory=dict)  # sink table -> rows
+    encoded: dict[str, list[pa.Table]] = field(default_factory=dict)  # sink table -> rows as Arrow
     statuses: list[StatusRow] = field(default_factory=list)
     published: list[Published] = field(default_factory=list)  # to normalized_messages, in order
     writes: list[Write] = field(default_factory=list)  # state changes, in order
@@ -98,8 +99,13 @@ class Output:
         if rows:
             self.rows.setdefault(table, []).extend(rows)
 
+    def add_encoded(self, table: str, data: pa.Table | None) -> None:
+        if data is not None and data.num_rows:
+            self.encoded.setdefault(table, []).append(data)
+
     def row_count(self) -> int:
-        return sum(len(rows) for rows in self.rows.values()) + len(self.statuses)
+        encoded: int = sum(data.num_rows for parts in self.encoded.values() for data in parts)
+        return sum(len(rows) for rows in self.rows.values()) + encoded + len(self.statuses)
 
 
 class DictStore:
@@ -148,46 +154,6 @@ def _with_partition(partition: int, payload: bytes) -> bytes:
 
 def _split_partition(value: bytes) -> tuple[int, bytes]:
     return int.from_bytes(value[:4], "big", signed=True), value[4:]
-
-
-def messages_json(rows: Sequence[MessageRow]) -> bytes:
-    """A JSON array of message objects, as apps read them (the record around it names the business).
-
-    Always: message_id, contact_wa_id, direction, source, type, text, status, sent_at and raw. Only
-    when set: history_phase and history_chunk_order (history messages), media_id and
-    media_mime_type, context_id, error_code. `raw` is embedded as the JSON object it is, not as an
-    escaped string: no second parse for the apps. Leaving out what is empty or the record's own
-    halves the cost of this JSON, the worker's largest after parsing (bench/RESULTS.md)."""
-    out: list[dict[str, Any]] = []
-    append = out.append
-    fragment = orjson.Fragment
-    for (
-        _pnid, _waba, message_id, contact, direction, source, mtype, text, media_id, mime, status, sent_at,
-        phase, order, raw, context_id, error_code, _version,
-    ) in rows:  # fmt: skip
-        message: dict[str, Any] = {
-            "message_id": message_id,
-            "contact_wa_id": contact,
-            "direction": direction,
-            "source": source,
-            "type": mtype,
-            "text": text,
-            "status": status,
-            "sent_at": sent_at,
-        }
-        if phase is not None:
-            message["history_phase"] = phase
-            message["history_chunk_order"] = order
-        if media_id or mime:
-            message["media_id"] = media_id
-            message["media_mime_type"] = mime
-        if context_id:
-            message["context_id"] = context_id
-        if error_code is not None:
-            message["error_code"] = error_code
-        message["raw"] = fragment(raw)
-        append(message)
-    return orjson.dumps(out)
 
 
 def release_record(
@@ -240,21 +206,24 @@ class Processor:
         # When each partition's media state was last scanned (see `sweep`).
         self._media_swept: dict[int, float] = {}
 
-    def process(self, record: Record, now: float) -> Output:
+    def process(self, record: Record, now: float, prepared: Prepared | None = None) -> Output:
         """Everything one record implies; a dead letter (and nothing else) if it cannot be processed.
 
-        An unreadable item inside it (a message, a status, a contact change) is one dead letter of
-        its own, holding that item, and the rest of the record is processed."""
+        `prepared` is `streams.prepare.prepare(record.value)` when it was done ahead (in a helper
+        process). An unreadable item inside the record (a message, a status, a contact change) is
+        one dead letter of its own, holding that item, and the rest of the record is processed."""
+        if prepared is None:
+            prepared = prepare(record.value)
+        normalized, error = prepared.normalized, prepared.error
         out = Output()
-        try:
-            change = decode_record(record.value)
-            if change.field not in KNOWN_FIELDS:
-                raise UnsupportedChange(change.field)
-            normalized = normalize_change(change)
-            tx = _Tx(self.store, out)
-            self._apply(tx, out, normalized, record.partition, int(change.received_at or now), now)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+        if normalized is not None:
+            try:
+                tx = _Tx(self.store, out)
+                at = int(prepared.received_at or now)
+                self._apply(tx, out, normalized, prepared.chunks, record.partition, at, now)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+        if normalized is None or error:
             out = Output(dead_letters=[error])
             out.add("dead_letters", [self.dead_letter(record, error, now)])
             return out
@@ -304,7 +273,9 @@ class Processor:
 
     # ---- per record ------------------------------------------------------------------------------
 
-    def _apply(self, tx: _Tx, out: Output, n: Normalized, partition: int, at: int, now: float) -> None:
+    def _apply(
+        self, tx: _Tx, out: Output, n: Normalized, chunks: list[PreparedChunk], partition: int, at: int, now: float
+    ) -> None:
         pnid = n.phone_number_id
         if n.messages:
             out.add("messages", n.messages)
@@ -312,7 +283,7 @@ class Processor:
         out.statuses.extend(n.statuses)
         out.add("webhook_errors", n.errors)
         out.add("account_events", n.account_events)
-        for chunk in n.history_chunks:
+        for chunk in chunks:
             self._chunk(tx, out, n, chunk, partition, at, now)
         for row in n.media_followups:
             self._media(tx, out, row, partition, now, followup=True)
@@ -331,17 +302,14 @@ class Processor:
                 tx.set(BUSINESSES, event.waba_id, _with_partition(partition, fact))
 
     def _chunk(
-        self, tx: _Tx, out: Output, n: Normalized, chunk: HistoryChunk, partition: int, at: int, now: float
+        self, tx: _Tx, out: Output, n: Normalized, chunk: PreparedChunk, partition: int, at: int, now: float
     ) -> None:
         pnid = n.phone_number_id
-        plain = [row for row in chunk.messages if not media_join.is_placeholder(row)]
-        out.add("messages", plain)
-        newest = max((row.sent_at for row in chunk.messages), default=0)
-        newest = max(newest, _sync_state(tx, pnid).newest_message_at)
+        out.add_encoded("messages", chunk.encoded)
+        out.add("messages", chunk.rows)
+        newest = max(chunk.newest, _sync_state(tx, pnid).newest_message_at)
         oldest_followup = newest - self.media_followup_window_s
-        for row in chunk.messages:
-            if not media_join.is_placeholder(row):
-                continue
+        for row in chunk.placeholders:
             if row.sent_at < oldest_followup and tx.get(MEDIA, f"{row.phone_number_id}|{row.message_id}") is None:
                 # The platform sends follow-ups only for media of the 14 days before onboarding, the
                 # newest history seen: join state for older ones would cost a changelog write each
@@ -349,14 +317,13 @@ class Processor:
                 out.add("messages", [row])
                 continue
             self._media(tx, out, row, partition, now, followup=False)
-        first_id = chunk.messages[0].message_id if chunk.messages else ""
         self._sync(
             tx,
             out,
             pnid,
             partition,
             lambda s: sync_state.on_chunk(
-                s, n.waba_id, chunk.phase, chunk.chunk_order, chunk.progress, first_id, len(chunk.messages), at, newest
+                s, n.waba_id, chunk.phase, chunk.chunk_order, chunk.progress, chunk.first_id, chunk.count, at, newest
             ),
         )
         raw_state = tx.get(REORDER, pnid)
@@ -373,7 +340,7 @@ class Processor:
         late.extend(outcome.late)
         out.late.extend((pnid, chunk) for chunk in outcome.late)
         out.gaps.extend((pnid, gap) for gap in outcome.gaps)
-        body = messages_json(chunk.messages)
+        body = chunk.body
         if outcome.held:
             tx.set(HELD, _held_key(pnid, incoming), codec.pack(body))
             out.held_delta += 1

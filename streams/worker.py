@@ -29,6 +29,7 @@ from sinks.engine_server import serve_engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
 from streams.app import StreamWorker
+from streams.helper import Helper
 from streams.topics import ensure_tick_topic
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         batch_age_s=settings.sink_batch_age_s,
         retry_max_s=settings.sink_retry_max_s,
     )
-    app = StreamWorker(settings, writer).app
+    helper = Helper(settings.worker_helper_min_bytes)
+    helper.start()
+    app = StreamWorker(settings, writer, helper).app
     level = getattr(args, "log_level", "INFO") or "INFO"
     log.info(
         "stream worker %s joining group %s at %s", settings.worker_id, settings.worker_group, settings.kafka_bootstrap
@@ -141,4 +144,6 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         worker.execute_from_commandline()
     except SystemExit as exc:
         return int(exc.code or 0)
+    finally:
+        helper.stop()
     return 0

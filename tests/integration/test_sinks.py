@@ -28,7 +28,7 @@ from schemas.rows import (
     message_version,
 )
 from sinks import metrics
-from sinks.encode import FORMAT, columns_to_arrow, serialize
+from sinks.encode import FORMAT, columns_to_arrow, rows_to_arrow, serialize
 from sinks.engine import Engine, open_engine
 from sinks.migrate import apply_migrations
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
@@ -244,6 +244,27 @@ async def test_replayed_batches_leave_one_row_per_key(engine: Engine) -> None:
     await write(engine, "contacts", contacts[::-1])
     assert final_rows(engine, "SELECT count(), uniqExact(message_id) FROM messages") == [(40, 40)]
     assert final_rows(engine, "SELECT count() FROM contacts") == [(5,)]
+
+
+async def test_rows_handed_over_in_arrow_land_with_the_rows_around_them_in_order(engine: Engine) -> None:
+    """A helper process hands history rows over as Arrow (streams/prepare.py): they land with the
+    row tuples of the same flush, and for one key the row handed over last wins, as with tuples."""
+    plain = [message(f"wamid.arrow{i}", type="text", media_id="", media_mime_type="", text=f"t{i}") for i in range(3)]
+    writer = writer_on(engine)
+    writer.add("messages", [message("wamid.arrow0", type="text", media_id="", text="first, replaced")])
+    writer.add_encoded("messages", rows_to_arrow(MessageRow, plain))
+    writer.add("messages", [message("wamid.tuple"), message("wamid.arrow2", type="text", media_id="", text="last")])
+    assert writer.buffered_rows == 6
+    await writer.flush()
+    assert final_rows(engine, "SELECT message_id, text FROM messages ORDER BY message_id") == [
+        ("wamid.arrow0", "t0"),
+        ("wamid.arrow1", "t1"),
+        ("wamid.arrow2", "last"),
+        ("wamid.tuple", "a caption"),
+    ]
+    assert writer.buffered_rows == 0
+    with pytest.raises(ValueError, match="schema"):
+        writer.add_encoded("messages", columns_to_arrow(SinkKeyRow, [["t"], [PNID], ["wamid.x"]]))
 
 
 @pytest.mark.parametrize("placeholder_first", [True, False])

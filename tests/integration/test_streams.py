@@ -101,6 +101,8 @@ class Cluster:
             COEX_WORKER_SWEEP_INTERVAL_S="2",
             COEX_SINK_BATCH_AGE_S="0.3",
             COEX_WORKER_SESSION_TIMEOUT_S="10",
+            # Every record parsed ahead in the helper process (streams/helper.py), not only large ones.
+            COEX_WORKER_HELPER_MIN_BYTES="1",
             # Not created beforehand: a worker on a fresh machine makes its own data folder.
             COEX_DATA_DIR=str(self.logs / "data" / str(web_port)),
         )
@@ -266,6 +268,8 @@ async def test_one_worker_ends_in_exactly_the_expected_rows(cluster: Cluster) ->
     page = httpx.get(f"http://127.0.0.1:{cluster.web_ports['w1']}/metrics", timeout=10).text
     assert 'coex_stream_records_total{topic="' + cluster.prefix + 'history"}' in page
     assert "coex_stream_held_chunks 0.0" in page
+    (ahead,) = [line.split()[1] for line in page.splitlines() if line.startswith("coex_stream_prepared_ahead_total ")]
+    assert float(ahead) > 0  # parsed by the helper processes (COEX_WORKER_HELPER_MIN_BYTES=1 here)
 
 
 async def test_a_worker_killed_mid_import_and_restarted_finishes_with_the_same_rows(cluster: Cluster) -> None:

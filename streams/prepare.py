@@ -1,0 +1,130 @@
+"""What a record's processing needs that does not depend on state: done before its turn.
+
+Decoding and normalizing a record, and for each history chunk the JSON of its messages that apps
+read from `normalized_messages` and (with `encode`) the Arrow table of its rows for ClickHouse:
+most of a history import's CPU. Pure (no state, no I/O, no clock), so the worker runs it for large
+records in a helper process (streams/helper.py) while its agent applies the records before them;
+`Processor.process` runs it in place for the rest. The media join, the reorder buffer and the sync
+state stay with the agent: they read state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import pyarrow as pa
+
+from schemas.errors import UnsupportedChange
+from schemas.normalize import PLACEHOLDER, HistoryChunk, Normalized, normalize_change
+from schemas.routing import KNOWN_FIELDS, decode_record
+from schemas.rows import MessageRow
+from sinks.encode import rows_to_arrow
+
+
+@dataclass(slots=True)
+class PreparedChunk:
+    phase: int
+    chunk_order: int
+    progress: int
+    count: int  # its messages
+    first_id: str  # its first message's id; '' when it has none
+    newest: int  # the newest sent_at of its messages; 0 when it has none
+    body: bytes  # `messages_json` of all its messages, in their order
+    placeholders: list[MessageRow]  # media placeholders, for the join
+    rows: list[MessageRow]  # every other message, as rows ...
+    encoded: pa.Table | None = None  # ... but those without a media id here, when encoded
+
+
+@dataclass(slots=True)
+class Prepared:
+    normalized: Normalized | None  # None when the record cannot be read (see `error`)
+    chunks: list[PreparedChunk]  # the history chunks (`normalized.history_chunks` is left empty)
+    received_at: float | None = None
+    error: str = ""  # `Type: message` of what made the record unreadable
+
+
+def prepare(value: bytes, *, encode: bool = False) -> Prepared:
+    """Everything of a record that needs no state; an unreadable record gives `error`, never raises.
+
+    `encode` turns a chunk's rows without a media id into one Arrow table: what a helper process
+    hands back (rows would cost a pickle each way). Rows with a media id stay rows, as the writer
+    reads their keys (sinks/writer.py)."""
+    try:
+        change = decode_record(value)
+        if change.field not in KNOWN_FIELDS:
+            raise UnsupportedChange(change.field)
+        normalized = normalize_change(change)
+        chunks = [_chunk(chunk, encode) for chunk in normalized.history_chunks]
+    except Exception as exc:
+        return Prepared(None, [], error=f"{type(exc).__name__}: {exc}")
+    normalized.history_chunks = []
+    return Prepared(normalized, chunks, change.received_at)
+
+
+def _chunk(chunk: HistoryChunk, encode: bool) -> PreparedChunk:
+    messages = chunk.messages
+    placeholders: list[MessageRow] = []
+    rows: list[MessageRow] = []
+    plain: list[MessageRow] = []
+    for row in messages:
+        if row.type == PLACEHOLDER:
+            placeholders.append(row)
+        elif encode and not row.media_id:
+            plain.append(row)
+        else:
+            rows.append(row)
+    return PreparedChunk(
+        phase=chunk.phase,
+        chunk_order=chunk.chunk_order,
+        progress=chunk.progress,
+        count=len(messages),
+        first_id=messages[0].message_id if messages else "",
+        newest=max((row.sent_at for row in messages), default=0),
+        body=messages_json(messages),
+        placeholders=placeholders,
+        rows=rows,
+        encoded=rows_to_arrow(MessageRow, plain) if plain else None,
+    )
+
+
+def messages_json(rows: Sequence[MessageRow]) -> bytes:
+    """A JSON array of message objects, as apps read them (the record around it names the business).
+
+    Always: message_id, contact_wa_id, direction, source, type, text, status, sent_at and raw. Only
+    when set: history_phase and history_chunk_order (history messages), media_id and
+    media_mime_type, context_id, error_code. `raw` is embedded as the JSON object it is, not as an
+    escaped string: no second parse for the apps. Leaving out what is empty or the record's own
+    halves the cost of this JSON, the worker's largest after parsing (bench/RESULTS.md)."""
+    out: list[dict[str, Any]] = []
+    append = out.append
+    fragment = orjson.Fragment
+    for (
+        _pnid, _waba, message_id, contact, direction, source, mtype, text, media_id, mime, status, sent_at,
+        phase, order, raw, context_id, error_code, _version,
+    ) in rows:  # fmt: skip
+        message: dict[str, Any] = {
+            "message_id": message_id,
+            "contact_wa_id": contact,
+            "direction": direction,
+            "source": source,
+            "type": mtype,
+            "text": text,
+            "status": status,
+            "sent_at": sent_at,
+        }
+        if phase is not None:
+            message["history_phase"] = phase
+            message["history_chunk_order"] = order
+        if media_id or mime:
+            message["media_id"] = media_id
+            message["media_mime_type"] = mime
+        if context_id:
+            message["context_id"] = context_id
+        if error_code is not None:
+            message["error_code"] = error_code
+        message["raw"] = fragment(raw)
+        append(message)
+    return orjson.dumps(out)
