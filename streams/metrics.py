@@ -23,7 +23,7 @@ REFUSED_ACKS = Counter(
     "coex_stream_refused_acks_total", "acks of records skipped by a rebalance, refused so they are read again"
 )
 PREPARED_AHEAD = Counter(
-    "coex_stream_prepared_ahead_total", "large records parsed by the helper process ahead of the agent"
+    "coex_stream_prepared_ahead_total", "large records parsed by the helper processes ahead of the agent"
 )
 HELPER_RESTARTS = Counter(
     "coex_stream_helper_restarts_total", "helper processes that failed (their records were parsed in place)"
