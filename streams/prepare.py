@@ -18,10 +18,11 @@ import orjson
 import pyarrow as pa
 
 from schemas.errors import UnsupportedChange
-from schemas.normalize import PLACEHOLDER, HistoryChunk, Normalized, normalize_change
+from schemas.normalize import HistoryChunk, Normalized, normalize_change
 from schemas.routing import KNOWN_FIELDS, decode_record
 from schemas.rows import MessageRow
 from sinks.encode import rows_to_arrow
+from streams.logic.media_join import is_placeholder
 
 
 @dataclass(slots=True)
@@ -70,7 +71,7 @@ def _chunk(chunk: HistoryChunk, encode: bool) -> PreparedChunk:
     rows: list[MessageRow] = []
     plain: list[MessageRow] = []
     for row in messages:
-        if row.type == PLACEHOLDER:
+        if is_placeholder(row):
             placeholders.append(row)
         elif encode and not row.media_id:
             plain.append(row)

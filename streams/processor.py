@@ -103,10 +103,6 @@ class Output:
         if data is not None and data.num_rows:
             self.encoded.setdefault(table, []).append(data)
 
-    def row_count(self) -> int:
-        encoded: int = sum(data.num_rows for parts in self.encoded.values() for data in parts)
-        return sum(len(rows) for rows in self.rows.values()) + encoded + len(self.statuses)
-
 
 class DictStore:
     """A StateStore in a dict, applying writes itself: the processor's store in tests."""
