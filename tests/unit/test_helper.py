@@ -13,8 +13,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import orjson
 import pytest
 
+from schemas.routing import split_delivery
 from streams import metrics
 from streams.helper import Helper
 from streams.prepare import Prepared, prepare
@@ -39,6 +41,19 @@ def _history_value() -> bytes:
     return value
 
 
+def _large_value(messages: int = 20_000) -> bytes:
+    """A history chunk that takes a helper a good part of a second."""
+    thread = [
+        {"from": "16505551234", "id": f"wamid.{i}", "timestamp": "1739230000", "type": "text", "text": {"body": "hi"}}
+        for i in range(messages)
+    ]
+    chunk = {"metadata": {"phase": 0, "chunk_order": 0, "progress": 1}, "threads": [{"id": "1650", "messages": thread}]}
+    value = {"metadata": {"display_phone_number": "1555", "phone_number_id": "1065"}, "history": [chunk]}
+    body = orjson.dumps({"entry": [{"id": "1022", "changes": [{"field": "history", "value": value}]}]})
+    (record,) = split_delivery(body, "delivery", 1_700_000_000.0)
+    return record.value
+
+
 def _in_helper(helper: Helper, value: bytes) -> Prepared:
     pending = helper.submit(value)
     assert pending is not None
@@ -55,17 +70,29 @@ def test_a_large_record_is_prepared_in_the_helper_as_it_would_be_in_place(helper
     assert asyncio.run(helper.result(small, None)) == prepare(small)
 
 
-def test_a_helper_that_dies_costs_nothing_but_time(helper: Helper) -> None:
-    value = _history_value()
-    _in_helper(helper, value)  # its processes run
-    restarts = metrics.HELPER_RESTARTS._value.get()
+def _kill_helpers() -> None:
     for child in multiprocessing.active_children():
         os.kill(child.pid or 0, signal.SIGKILL)
+
+
+def test_a_helper_that_dies_costs_nothing_but_time(helper: Helper) -> None:
+    value = _history_value()
+    large = _large_value()
+    _in_helper(helper, value)  # its processes run
+    restarts = metrics.HELPER_RESTARTS._value.get()
+    # Dying while a record waits for it (thousands of messages: it is still parsing): parsed in place.
+    pending = helper.submit(large)
+    assert pending is not None
+    _kill_helpers()
+    assert asyncio.run(helper.result(large, pending)) == prepare(large)
+    assert metrics.HELPER_RESTARTS._value.get() == restarts + 1
+    _in_helper(helper, value)
+    _kill_helpers()
     time.sleep(0.5)
-    # Prepared in place this once (found dead at the hand-over or while waiting), the same as ever ...
+    # Found dead at the hand-over (or while waiting): parsed in place, the same as ever ...
     pending = helper.submit(value)
     assert asyncio.run(helper.result(value, pending)) == prepare(value, encode=pending is not None)
-    assert metrics.HELPER_RESTARTS._value.get() == restarts + 1
+    assert metrics.HELPER_RESTARTS._value.get() == restarts + 2
     # ... then by a new helper.
     ahead = metrics.PREPARED_AHEAD._value.get()
     assert _in_helper(helper, value) == prepare(value, encode=True)

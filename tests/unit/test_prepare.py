@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pyarrow as pa
 from hypothesis import given, settings
 
@@ -51,3 +52,23 @@ def test_an_unreadable_record_is_an_error_not_an_exception() -> None:
         prepared = prepare(value, encode=True)
         assert prepared.normalized is None and prepared.chunks == []
         assert prepared.error.split(":")[0] in ("EnvelopeError", "ChangeError")
+
+
+def test_encoded_leaves_rows_with_a_media_id_and_placeholders_as_rows() -> None:
+    """A chunk may carry a media message with its id; the writer reads the keys of such rows."""
+    messages = [
+        {"from": "16505551234", "id": "wamid.t", "timestamp": "1739230000", "type": "text", "text": {"body": "hi"}},
+        {"from": "16505551234", "id": "wamid.i", "timestamp": "1739230001", "type": "image",
+         "image": {"id": "media-1", "mime_type": "image/jpeg"}},
+        {"from": "16505551234", "id": "wamid.p", "timestamp": "1739230002", "type": "media_placeholder"},
+    ]  # fmt: skip
+    chunk = {"metadata": {"phase": 0, "chunk_order": 1, "progress": 10},
+             "threads": [{"id": "16505551234", "messages": messages}]}  # fmt: skip
+    value = {"metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+             "history": [chunk]}  # fmt: skip
+    body = orjson.dumps({"entry": [{"id": "102290129340398", "changes": [{"field": "history", "value": value}]}]})
+    (record,) = split_delivery(body, "delivery", 1_700_000_000.0)
+    (prepared,) = prepare(record.value, encode=True).chunks
+    assert [row.message_id for row in _rows(prepared.encoded)] == ["wamid.t"]
+    assert [row.message_id for row in prepared.rows] == ["wamid.i"]
+    assert [row.message_id for row in prepared.placeholders] == ["wamid.p"]
