@@ -44,7 +44,10 @@ class Settings(BaseSettings):
     media_followup_window_s: float = 16 * 24 * 3600.0
     # Stream worker: faust app id = Kafka consumer group (and prefix of its changelog topics).
     worker_group: str = "coex"
-    worker_batch_records: int = Field(default=1000, ge=1)  # records per commit at most
+    # A commit's bounds besides the writer's rows and age (streams/commit_policy.py): records it acks,
+    # and their bytes, held in memory until then.
+    worker_batch_records: int = Field(default=10_000, ge=1)
+    worker_batch_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # Records from this size on are parsed ahead of the agent in a helper process (streams/helper.py); 0: none.
     worker_helper_min_bytes: int = Field(default=64 * 1024, ge=0)
     worker_sweep_interval_s: float = Field(default=30.0, gt=0)  # reorder timeouts, media TTL

@@ -13,8 +13,8 @@ Commit after write: the stream runs with acks off (`noack`), and records are ack
 only acked offsets. `stream.take()` is not used because it acks its batch in a `finally` block, so
 a batch whose body was cancelled or failed (a shutdown during a ClickHouse outage) would still be
 committed. Records are processed one by one as they arrive (a history record is already a batch of
-thousands of messages) and committed in batches: when the writer asks for a flush, after
-`worker_batch_records` records, or after `sink_batch_age_s` on a timer.
+thousands of messages) and committed in batches: when the writer asks for a flush (rows or age),
+or the records held reach `worker_batch_records` or `worker_batch_bytes` (streams/commit_policy.py).
 
 Ticks: table keys may only be written while processing a record of their partition (faust puts a
 key's changelog on the current record's partition). So a timer sends an empty record to each
@@ -46,6 +46,7 @@ from schemas.rows import StatusRow
 from sinks.remote import RemoteEngine
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
+from streams.commit_policy import Held, Limits, commit_due, may_commit_now
 from streams.delivery import (
     QUEUE_EVENTS,
     deliver_without_race,
@@ -234,6 +235,8 @@ class StreamWorker:
         )
         self._lock = asyncio.Lock()
         self._uncommitted: list[EventT[bytes]] = []
+        self._uncommitted_bytes = 0
+        self._limits = Limits(settings.worker_batch_records, settings.worker_batch_bytes, settings.sink_batch_rows)
         self._publishing: list[Awaitable[Any]] = []
         self._publishing_bytes = 0
         self._unordered: list[Published] = []
@@ -398,6 +401,7 @@ class StreamWorker:
         if not self._uncommitted:
             self._oldest_uncommitted = time.monotonic()
         self._uncommitted.append(event)
+        self._uncommitted_bytes += len(_value(event))
         metrics.PENDING_RECORDS.set(len(self._uncommitted))
 
     async def _publish(self, out: Output) -> None:
@@ -459,22 +463,18 @@ class StreamWorker:
         if offboarded:
             metrics.OFFBOARDED.inc(len(offboarded))
 
+    def _held(self) -> Held:
+        return Held(len(self._uncommitted), self._uncommitted_bytes, self.writer.buffered_rows)
+
+    def _writing_now(self) -> bool:
+        return self._writing is not None and not self._writing.done()
+
     def _commit_due(self) -> bool:
-        if self.writer.should_flush() or len(self._uncommitted) >= self.settings.worker_batch_records:
-            return self._may_commit_now()
-        return False
+        due = self.writer.should_flush()
+        return commit_due(self._held(), self._limits, writer_due=due, writing=self._writing_now())
 
     def _may_commit_now(self) -> bool:
-        """False while the last write runs and what is held since stays under a second batch.
-
-        A commit waits for the write before it: the agent takes the next records meanwhile instead,
-        so it idles only when twice a batch is held, the bound it had when it waited at one."""
-        if self._writing is None or self._writing.done():
-            return True
-        return (
-            len(self._uncommitted) >= 2 * self.settings.worker_batch_records
-            or self.writer.buffered_rows >= 2 * self.settings.sink_batch_rows
-        )
+        return may_commit_now(self._held(), self._limits, writing=self._writing_now())
 
     async def _commit(self) -> None:
         """Hand everything buffered to ClickHouse and ack its records once written.
@@ -491,7 +491,7 @@ class StreamWorker:
         sent: list[asyncio.Future[object]] = []
         for (topic, partition), records in changelog.items():
             sent += await send_batches(producer, topic, partition, records)
-        events, self._uncommitted = self._uncommitted, []
+        events, self._uncommitted, self._uncommitted_bytes = self._uncommitted, [], 0
         metrics.PENDING_RECORDS.set(0)
         self._writing = asyncio.ensure_future(self._write_and_ack(events, sent))
 
