@@ -8,8 +8,9 @@ drawn once per batch, so a batch retried after an ambiguous failure is written o
 One flush writes `messages` first, then the other tables, then `message_statuses`, then carries the
 best known status into `messages` for every message touched (sinks/status_sql.py): a status that
 arrived before its message is applied as soon as the message lands. The touched keys go to the
-`sink_keys` scratch table so that statement joins on data rather than on a huge SQL literal; a
-cheap query first asks whether any of them has a status at all (a history import's have none).
+`sink_keys` scratch table so that statement joins on data rather than on a huge SQL literal; unless
+the batch brings statuses itself, a cheap query first asks whether any of them has a status at all
+(a history import's have none).
 
 Rows come as row tuples (`add`) or already in Arrow (`add_encoded`: history rows the worker's
 helper processes parsed, which would cost a pickle each to pass as tuples); one insert per table
@@ -211,7 +212,8 @@ class BatchWriter:
             self._insert(batch, SINK_KEYS, columns_to_arrow(SinkKeyRow, keys))
             batch.done.add(SINK_KEYS)
         if keys[0] and "statuses applied" not in batch.done:
-            if self._any_status(batch.token):
+            # A batch with statuses has keys with a status: those, just written. Asking costs a query.
+            if STATUS_TABLE in batch.tables or self._any_status(batch.token):
                 self.engine.command(apply_best_status(self.engine.database, batch.token))
             batch.done.add("statuses applied")
             metrics.STATUS_KEYS.inc(len(keys[0]))
