@@ -14,7 +14,8 @@ only acked offsets. `stream.take()` is not used because it acks its batch in a `
 a batch whose body was cancelled or failed (a shutdown during a ClickHouse outage) would still be
 committed. Records are processed one by one as they arrive (a history record is already a batch of
 thousands of messages) and committed in batches: when the writer asks for a flush (rows or age),
-or the records held reach `worker_batch_records` or `worker_batch_bytes` (streams/commit_policy.py).
+when the records held reach `worker_batch_records` or `worker_batch_bytes`, or soon after the
+agent runs out of records (streams/commit_policy.py).
 
 Ticks: table keys may only be written while processing a record of their partition (faust puts a
 key's changelog on the current record's partition). So a timer sends an empty record to each
@@ -46,7 +47,7 @@ from schemas.rows import StatusRow
 from sinks.remote import RemoteEngine
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
-from streams.commit_policy import Held, Limits, commit_due, may_commit_now
+from streams.commit_policy import QUIET_S, Held, Limits, commit_by_time, commit_due, may_commit_now
 from streams.delivery import (
     QUEUE_EVENTS,
     deliver_without_race,
@@ -242,13 +243,16 @@ class StreamWorker:
         self._unordered: list[Published] = []
         self._writing: asyncio.Future[None] | None = None
         self._oldest_uncommitted = 0.0
+        self._last_commit = float("-inf")
+        self._quiet_since: float | None = None  # when the agent last ran out of records to apply
         self._stream: StreamT[bytes] | None = None
         self._idle_since = time.monotonic()
         self._engine_gone_since: float | None = None
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
 
         self.app.agent(source, name="coex-streams")(self._consume)
-        self.app.timer(interval=min(settings.sink_batch_age_s, 1.0) / 2, name="coex-commit-by-age")(self._commit_by_age)
+        commit_tick = min(settings.sink_batch_age_s, QUIET_S) / 2
+        self.app.timer(interval=commit_tick, name="coex-commit-by-time")(self._commit_by_time)
         self.app.timer(interval=settings.worker_sweep_interval_s, name="coex-ticks")(self._send_ticks)
         if settings.worker_stall_timeout_s > 0:
             interval = min(settings.worker_stall_timeout_s / 4, 30.0)
@@ -354,6 +358,7 @@ class StreamWorker:
         ahead: collections.deque[tuple[EventT[bytes], Pending | None]] = collections.deque()
         large = 0
         async for event in noack.events():
+            self._quiet_since = None
             pending = None if self._is_tick(event) else self.helper.submit(_value(event))
             ahead.append((event, pending))
             large += pending is not None
@@ -364,6 +369,8 @@ class StreamWorker:
                 head, pending = ahead.popleft()
                 large -= pending is not None
                 await self._apply(head, pending)
+            if not ahead:
+                self._quiet_since = time.monotonic()
 
     async def _apply(self, event: EventT[bytes], pending: Pending | None) -> None:
         prepared = None if self._is_tick(event) else await self.helper.result(_value(event), pending)
@@ -492,6 +499,7 @@ class StreamWorker:
         for (topic, partition), records in changelog.items():
             sent += await send_batches(producer, topic, partition, records)
         events, self._uncommitted, self._uncommitted_bytes = self._uncommitted, [], 0
+        self._last_commit = time.monotonic()
         metrics.PENDING_RECORDS.set(0)
         self._writing = asyncio.ensure_future(self._write_and_ack(events, sent))
 
@@ -516,8 +524,16 @@ class StreamWorker:
 
     # ---- timers and pages ------------------------------------------------------------------------
 
-    async def _commit_by_age(self) -> None:
-        if not self._uncommitted or time.monotonic() - self._oldest_uncommitted < self.settings.sink_batch_age_s:
+    async def _commit_by_time(self) -> None:
+        if not self._uncommitted:
+            return
+        now = time.monotonic()
+        if not commit_by_time(
+            age_s=now - self._oldest_uncommitted,
+            quiet_s=None if self._quiet_since is None else now - self._quiet_since,
+            since_commit_s=now - self._last_commit,
+            max_age_s=self.settings.sink_batch_age_s,
+        ):
             return
         async with self._lock:
             if self._uncommitted and self._may_commit_now():

@@ -46,3 +46,17 @@ def may_commit_now(held: Held, limits: Limits, *, writing: bool) -> bool:
         or held.record_bytes >= 2 * limits.record_bytes
         or held.rows >= 2 * limits.rows
     )
+
+
+# The agent has applied every record it read and none came since: the end of a burst (an import's
+# last chunks, a live message) is committed this soon instead of after the batch age.
+QUIET_S = 0.2
+
+
+def commit_by_time(*, age_s: float, quiet_s: float | None, since_commit_s: float, max_age_s: float) -> bool:
+    """On the timer, with records held: commit them? `age_s` of the oldest; `quiet_s` since the agent
+    ran out of records (None while it has some); `since_commit_s` since the last commit. A quiet agent
+    still commits at most twice per batch age, so a trickle of live messages comes in batches too."""
+    if age_s >= max_age_s:
+        return True
+    return quiet_s is not None and quiet_s >= QUIET_S and since_commit_s >= max_age_s / 2

@@ -47,6 +47,7 @@ COEX = str(ROOT / ".venv" / "bin" / "coex")
 DATABASE = "coex_it"
 PARTITIONS = 3
 WAIT_S = 90.0
+AGE_NEVER_S = 60.0  # a batch age that a test's rows must not wait out
 PACE_S = 0.3
 REVOKING = "Revoking previously assigned partitions"
 
@@ -466,11 +467,14 @@ async def test_bad_records_and_bad_messages_land_in_dead_letters_and_the_rest_go
              "message_echoes": [echo, {**echo, "id": "wamid.echo.bad", "to": None}]}  # fmt: skip
     change = {"field": "smb_message_echoes", "value": value}
     body = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [change]}]})
+    # Written once the worker has nothing more to read, not after the batch age (streams/commit_policy.py).
+    cluster.extra_env["COEX_SINK_BATCH_AGE_S"] = str(AGE_NEVER_S)
     cluster.start("w1")
     engine = await asyncio.to_thread(cluster.engine)
     recs = records([body], cluster.prefix)
     await _produce(cluster.bootstrap, [*recs, (f"{cluster.prefix}history", PNID.encode(), b"{not json")])
-    deadline = time.monotonic() + WAIT_S
+    produced = time.monotonic()
+    deadline = produced + WAIT_S
     letters: list[tuple[Any, ...]] = []
     while time.monotonic() < deadline and len(letters) < 2:
         letters = engine.query_rows("SELECT topic, key, error, raw FROM dead_letters ORDER BY topic")
@@ -486,3 +490,4 @@ async def test_bad_records_and_bad_messages_land_in_dead_letters_and_the_rest_go
     assert orjson.loads(letters[1][3])["id"] == "wamid.echo.bad"
     rows = engine.query_rows("SELECT message_id, source, direction FROM messages FINAL")
     assert rows == [("wamid.echo.good", "echo", "outbound")]
+    assert time.monotonic() - produced < AGE_NEVER_S / 2

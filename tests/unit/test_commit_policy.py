@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coex.settings import Settings
-from streams.commit_policy import Held, Limits, commit_due, may_commit_now
+from streams.commit_policy import QUIET_S, Held, Limits, commit_by_time, commit_due, may_commit_now
 
 MIB = 1024 * 1024
 LIMITS = Limits(records=10_000, record_bytes=64 * MIB, rows=50_000)
@@ -63,3 +63,29 @@ def test_a_commit_only_at_a_bound_and_never_more_than_two_batches_held(
         or held.rows >= 2 * LIMITS.rows
     )
     assert may_commit_now(held, LIMITS, writing=writing) == (not writing or over_two)
+
+
+def test_the_end_of_a_burst_is_committed_without_waiting_out_the_age() -> None:
+    assert commit_by_time(age_s=0.3, quiet_s=QUIET_S, since_commit_s=0.6, max_age_s=1.0)
+    assert not commit_by_time(age_s=0.3, quiet_s=None, since_commit_s=0.6, max_age_s=1.0)  # records to apply
+    assert not commit_by_time(age_s=0.3, quiet_s=0.05, since_commit_s=0.6, max_age_s=1.0)  # maybe more coming
+    assert commit_by_time(age_s=1.0, quiet_s=None, since_commit_s=1.0, max_age_s=1.0)  # the age, busy or not
+
+
+def test_a_trickle_of_live_messages_still_comes_in_batches() -> None:
+    # A message every 0.3 s leaves the agent quiet between them: at most two commits per batch age.
+    assert not commit_by_time(age_s=0.25, quiet_s=0.25, since_commit_s=0.3, max_age_s=1.0)
+    assert commit_by_time(age_s=0.25, quiet_s=0.25, since_commit_s=0.5, max_age_s=1.0)
+
+
+@given(
+    age=st.floats(0, 10),
+    quiet=st.none() | st.floats(0, 10),
+    since=st.floats(0, 10),
+    max_age=st.floats(0.01, 10),
+)
+def test_committed_by_time_only_when_old_or_quiet_and_not_too_soon(
+    age: float, quiet: float | None, since: float, max_age: float
+) -> None:
+    due = commit_by_time(age_s=age, quiet_s=quiet, since_commit_s=since, max_age_s=max_age)
+    assert due == (age >= max_age or (quiet is not None and quiet >= QUIET_S and since >= max_age / 2))
