@@ -19,6 +19,11 @@ the clock starts. Measured in one run:
    it, the sum of their peaks: an upper bound of what they held at once). The worker's CPU
    includes its helpers'.
 
+    .venv/bin/python bench/e2e.py --messages 1000000 --repeat 5
+
+Five pipeline runs, each between two baselines (the one after a run is the next run's before), and
+the medians: runs made minutes apart on a shared machine differ by a third.
+
     .venv/bin/python bench/e2e.py --messages 1000000 --against REV [--rounds 3]
 
 A/B of the worker end to end: no baseline; the pipeline runs `--rounds` times with the worker of
@@ -350,9 +355,15 @@ def main() -> int:
     )  # fmt: skip
     parser.add_argument("--against", metavar="REV", help="A/B of the worker: REV's against the working tree's")
     parser.add_argument("--rounds", type=int, default=3, help="with --against: runs of each side")
+    parser.add_argument(
+        "--repeat", type=int, default=1, metavar="N",
+        help="N pipeline runs, each between two baselines; their figures and medians",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.against and args.kafka:
         parser.error("--against runs each turn on a fresh broker of its own; leave out --kafka")
+    if args.repeat > 1 and (args.against or args.write):
+        parser.error("--repeat reports several runs: leave out --against and --write")
 
     t0 = time.perf_counter()
     deliveries, expected = build(args.messages)
@@ -361,6 +372,9 @@ def main() -> int:
                      f"in {time.perf_counter() - t0:.1f} s\n")  # fmt: skip
     if args.against:
         sys.stdout.write(ab_report(args, deliveries, expected) + "\n")
+        return 0
+    if args.repeat > 1:
+        sys.stdout.write(repeat_report(args, deliveries, expected) + "\n")
         return 0
 
     rates = [timed_baseline(deliveries, "before")]
@@ -401,6 +415,46 @@ def main() -> int:
     if args.write:
         write_section(ROOT / "bench" / "RESULTS.md", "## End to end (issues 6 and 7)", report)
     return 0
+
+
+def repeat_report(args: argparse.Namespace, deliveries: list[Delivery], expected: int) -> str:
+    """`args.repeat` pipeline runs, each on a fresh broker, between baselines (one baseline after a run
+    is the next one's before): a shared machine's speed drifts within the hour, a median of runs less."""
+    lines = [
+        f"`.venv/bin/python bench/e2e.py --messages {args.messages} --repeat {args.repeat}` "
+        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, Python {platform.python_version()}), "
+        f"{expected:,} messages:",
+        "",
+        "| run | messages/s | baseline before / after | pipeline / baseline | posting took | "
+        "CPU while posting: ingest / worker / broker / poster | worker peak |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    rates, ratios = [], []
+    before = timed_baseline(deliveries, "before run 1")
+    for run in range(1, args.repeat + 1):
+        with contextlib.ExitStack() as stack:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+            bootstrap = args.kafka or stack.enter_context(fresh_broker(tmp))
+            res = pipeline(deliveries, expected, tmp, bootstrap, args.poster)
+        after = timed_baseline(deliveries, f"after run {run}")
+        rate = res["e2e_msgs_per_s"]
+        ratio = rate / ((before + after) / 2)
+        rates.append(rate)
+        ratios.append(ratio)
+        line = (
+            f"| {run} | {rate:,.0f} | {before:,.0f} / {after:,.0f} | {ratio:.2f} | {res['post_seconds']:.1f} s | "
+            f"{res['ingest_cpu_s']:.1f} / {res['worker_cpu_posting_s']:.1f} / {res['broker_cpu_s']:.1f} / "
+            f"{res['poster_cpu_s']:.1f} s | {res['worker_peak_mb']:,.0f} MB |"
+        )
+        sys.stderr.write(line + "\n")
+        lines.append(line)
+        before = after
+    lines += [
+        "",
+        f"median: {statistics.median(rates):,.0f} messages/s, pipeline / baseline {statistics.median(ratios):.2f} "
+        f"(lowest {min(ratios):.2f}, highest {max(ratios):.2f})",
+    ]
+    return "\n".join(lines)
 
 
 def ab_report(args: argparse.Namespace, deliveries: list[Delivery], expected: int) -> str:
