@@ -441,13 +441,12 @@ def repeat_report(args: argparse.Namespace, deliveries: list[Delivery], expected
         ratio = rate / ((before + after) / 2)
         rates.append(rate)
         ratios.append(ratio)
-        line = (
+        progress(
+            lines,
             f"| {run} | {rate:,.0f} | {before:,.0f} / {after:,.0f} | {ratio:.2f} | {res['post_seconds']:.1f} s | "
             f"{res['ingest_cpu_s']:.1f} / {res['worker_cpu_posting_s']:.1f} / {res['broker_cpu_s']:.1f} / "
-            f"{res['poster_cpu_s']:.1f} s | {res['worker_peak_mb']:,.0f} MB |"
+            f"{res['poster_cpu_s']:.1f} s | {res['worker_peak_mb']:,.0f} MB |",
         )
-        sys.stderr.write(line + "\n")
-        lines.append(line)
         before = after
     lines += [
         "",
@@ -477,13 +476,12 @@ def ab_report(args: argparse.Namespace, deliveries: list[Delivery], expected: in
                     with fresh_broker(tmp) as bootstrap:
                         res = pipeline(deliveries, expected, tmp, bootstrap, args.poster, code)
                 rates[side].append(res["e2e_msgs_per_s"])
-                line = (
+                progress(
+                    lines,
                     f"| {turn} | {side} | {res['e2e_msgs_per_s']:,.0f} | {res['post_seconds']:.1f} s | "
                     f"{res['e2e_seconds'] - res['post_seconds']:.1f} s | {res['worker_cpu_s']:.1f} s | "
-                    f"{res['worker_peak_mb']:,.0f} MB |"
+                    f"{res['worker_peak_mb']:,.0f} MB |",
                 )
-                sys.stderr.write(line + "\n")
-                lines.append(line)
     new, old = rates["working tree"], rates[args.against]
     faster = sum(n > o for n, o in zip(new, old, strict=True))
     lines += [
@@ -492,6 +490,12 @@ def ab_report(args: argparse.Namespace, deliveries: list[Delivery], expected: in
         f"faster in {faster} of {len(new)} turns",
     ]
     return "\n".join(lines)
+
+
+def progress(lines: list[str], line: str) -> None:
+    """A table row of the report, shown as soon as measured (a report takes many minutes)."""
+    sys.stderr.write(line + "\n")
+    lines.append(line)
 
 
 def write_section(path: Path, heading: str, body: str) -> None:
