@@ -108,6 +108,7 @@ class BatchWriter:
         self._buffered = 0
         self._oldest: float | None = None
         self._pending: list[_Batch] = []
+        self._pending_rows = 0  # their rows: `buffered_rows` is read for every record the stream adds
         self._lock = asyncio.Lock()
         self._running: asyncio.Future[None] | None = None
 
@@ -155,16 +156,17 @@ class BatchWriter:
 
     @property
     def buffered_rows(self) -> int:
-        return self._buffered + sum(batch.rows for batch in self._pending)
+        return self._buffered + self._pending_rows
 
     async def flush(self) -> None:
         async with self._lock:
             if self._buffers:
                 self._pending.append(_Batch(self._buffers))
+                self._pending_rows += self._buffered
                 self._buffers, self._buffered, self._oldest = {}, 0, None
             while self._pending:
                 await self._write_retrying(self._pending[0])
-                self._pending.pop(0)
+                self._pending_rows -= self._pending.pop(0).rows
                 metrics.BUFFERED_ROWS.set(self.buffered_rows)
 
     async def _write_retrying(self, batch: _Batch) -> None:

@@ -393,13 +393,14 @@ class StreamWorker:
 
     async def _handle(self, event: EventT[bytes], prepared: Prepared | None = None) -> None:
         msg = event.message
+        value = _value(event)
         now = time.time()
         self._idle_since = time.monotonic()
         if self._is_tick(event):
             out = self.processor.sweep(msg.partition, now)
         else:
             key = msg.key if isinstance(msg.key, bytes | None) else bytes(msg.key)
-            record = Record(msg.topic, msg.partition, msg.offset, key, _value(event))
+            record = Record(msg.topic, msg.partition, msg.offset, key, value)
             out = self.processor.process(record, now, prepared)
             metrics.RECORDS.labels(msg.topic).inc()
         await self._publish(out)
@@ -408,7 +409,7 @@ class StreamWorker:
         if not self._uncommitted:
             self._oldest_uncommitted = time.monotonic()
         self._uncommitted.append(event)
-        self._uncommitted_bytes += len(_value(event))
+        self._uncommitted_bytes += len(value)
         metrics.PENDING_RECORDS.set(len(self._uncommitted))
 
     async def _publish(self, out: Output) -> None:
