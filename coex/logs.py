@@ -34,7 +34,7 @@ class RepeatFilter(logging.Filter):
             return False
         if seen is not None and seen[1]:
             record.msg = f"{record.getMessage()} (and {seen[1]} times more in the {now - seen[0]:.0f} s before)"
-            record.args = None
+            record.args = ()  # not None: mode's formatter would make that (None,) and fail on the text
         if len(self._seen) >= MAX_KEYS:
             self._seen = {k: v for k, v in self._seen.items() if now - v[0] < self.window_s}
         self._seen[key] = (now, 0)

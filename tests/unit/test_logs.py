@@ -6,6 +6,7 @@ import logging
 
 from hypothesis import given
 from hypothesis import strategies as st
+from mode.utils.logging import ExtensionFormatter
 
 from coex.logs import RepeatFilter
 
@@ -36,6 +37,19 @@ def test_a_flood_of_one_error_lets_one_through_per_window_and_counts_the_rest() 
     assert f.filter(r)
     assert passed == ["Unable connect to node with id 1: refused"]
     assert r.getMessage() == "Unable connect to node with id 1: refused (and 999 times more in the 10 s before)"
+
+
+def test_the_counted_message_formats_through_the_workers_formatter() -> None:
+    """faust's worker logs through mode's formatter, which reads a record's arguments again."""
+    clock = Clock()
+    f = RepeatFilter(window_s=10, clock=clock)
+    for now in (0.0, 1.0, 11.0):
+        clock.now = now
+        r = record("Unable to update metadata from %s", logging.ERROR, "aiokafka.client", [1])
+        passed = f.filter(r)
+    assert passed
+    text = ExtensionFormatter(fmt="%(message)s").format(r)
+    assert text.endswith("Unable to update metadata from [1] (and 1 times more in the 11 s before)")
 
 
 def test_other_messages_and_info_records_are_not_held_back() -> None:
