@@ -68,7 +68,7 @@ from streams.processor import (
     Write,
     merge_unordered,
 )
-from streams.stall import await_chain, kafka_answers, stalled
+from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers
 from streams.topics import TICKS
 
 log = logging.getLogger(__name__)
@@ -246,7 +246,7 @@ class StreamWorker:
         self._last_commit = float("-inf")
         self._quiet_since: float | None = None  # when the agent last ran out of records to apply
         self._stream: StreamT[bytes] | None = None
-        self._idle_since = time.monotonic()
+        self._watch = Watch(idle_since=time.monotonic())
         self._engine_gone_since: float | None = None
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
 
@@ -395,7 +395,7 @@ class StreamWorker:
         msg = event.message
         value = _value(event)
         now = time.time()
-        self._idle_since = time.monotonic()
+        self._watch.idle_since = time.monotonic()
         if self._is_tick(event):
             out = self.processor.sweep(msg.partition, now)
         else:
@@ -508,6 +508,10 @@ class StreamWorker:
         producer: AIOKafkaProducer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
         return producer
 
+    def _aiokafka_consumer(self) -> Any:
+        """faust's aiokafka consumer; None before its thread starts it."""
+        return getattr(self.app.consumer._thread, "_consumer", None)  # type: ignore[attr-defined]
+
     async def _wait_for_write(self) -> None:
         if self._writing is not None:
             writing, self._writing = self._writing, None
@@ -552,24 +556,31 @@ class StreamWorker:
 
     async def _watchdog(self) -> None:
         app: Any = self.app
-        idle_s = time.monotonic() - self._idle_since
-        if not stalled(
-            idle_s=idle_s,
+        in_transition = bool(
+            app.rebalancing or app.tables.recovery.in_recovery or not group_settled(self._aiokafka_consumer())
+        )
+        now = time.monotonic()
+        verdict = self._watch.check(
+            now,
             timeout_s=self.settings.worker_stall_timeout_s,
             waiting=self._records_waiting(),
             sink_failing=self.writer.failing,
-            in_transition=bool(app.rebalancing or app.tables.recovery.in_recovery),
-        ):
-            if self.writer.failing:
-                self._idle_since = time.monotonic()  # once ClickHouse is back, a whole timeout to go on
+            in_transition=in_transition,
+        )
+        if verdict is Verdict.FINE:
             return
-        if not await kafka_answers(self._producer().client, KAFKA_PROBE_S):
+        idle_s = now - self._watch.idle_since
+        answers = await kafka_answers(self._producer().client, KAFKA_PROBE_S)
+        verdict = self._watch.probed(time.monotonic(), answered=answers)
+        if verdict is Verdict.AWAY:
             log.warning(
                 "no record handled for %.0f s while records wait, but Kafka does not answer: an outage, "
                 "not a stall; waiting for it",
                 idle_s,
             )
-            self._idle_since = time.monotonic()
+            return
+        if verdict is Verdict.BACK:
+            log.info("Kafka answers again; records are expected within %.0f s", self.settings.worker_stall_timeout_s)
             return
         log.critical(
             "no record handled for %.0f s while records wait on this worker's partitions: stuck; exiting "

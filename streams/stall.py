@@ -8,12 +8,15 @@ minutes, the commit waiting for changelog batches aiokafka did not send; that ca
 (offsets commit only after their rows are written), and `coex dev`, compose or any supervisor
 starts it again; staying would hold its partitions forever. An outage is not a stall: the writer
 retries ClickHouse and the clients reconnect to Kafka by design, and a restart would not help, so
-the time either is away does not count.
+the time either is away does not count, nor the time the consumer takes to find its group again
+once Kafka is back (a coordinator to look up, a session that expired meanwhile, a rejoin).
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from aiokafka.errors import KafkaError
@@ -28,6 +31,49 @@ def stalled(*, idle_s: float, timeout_s: float, waiting: bool, sink_failing: boo
     return timeout_s > 0 and waiting and not sink_failing and idle_s >= limit
 
 
+class Verdict(Enum):
+    FINE = "fine"
+    PROBE = "probe"  # idle past the limit: ask Kafka whether it is there
+    AWAY = "away"  # Kafka does not answer: an outage, waited out
+    BACK = "back"  # Kafka answers again after an outage: a whole timeout to resume
+    STUCK = "stuck"  # Kafka answers and nothing moves: exit to be started again
+
+
+@dataclass
+class Watch:
+    """The watchdog's memory between checks: since when the stream has had no excuse for handling no
+    record. Handling a record, ClickHouse failing, Kafka away or back, and the end of a transition
+    (the start, a rebalance, a rejoin) each give it a whole timeout from then."""
+
+    idle_since: float
+    in_transition: bool = True  # a worker starts by joining its group and recovering its tables
+    kafka_away: bool = False
+    probing_from: float | None = None  # idle_since when the probe was asked for
+
+    def check(self, now: float, *, timeout_s: float, waiting: bool, sink_failing: bool, in_transition: bool) -> Verdict:
+        if (self.in_transition and not in_transition) or sink_failing:
+            self.idle_since = now
+        self.in_transition = in_transition
+        idle_s = now - self.idle_since
+        probe = stalled(
+            idle_s=idle_s, timeout_s=timeout_s, waiting=waiting, sink_failing=sink_failing, in_transition=in_transition
+        )
+        self.probing_from = self.idle_since if probe else None
+        return Verdict.PROBE if probe else Verdict.FINE
+
+    def probed(self, now: float, *, answered: bool) -> Verdict:
+        """After `check` said PROBE: what Kafka's answer (or its absence) means."""
+        if self.idle_since != self.probing_from:
+            return Verdict.FINE  # a record was handled while the probe waited
+        if not answered:
+            self.kafka_away, self.idle_since = True, now
+            return Verdict.AWAY
+        if self.kafka_away:
+            self.kafka_away, self.idle_since = False, now
+            return Verdict.BACK
+        return Verdict.STUCK
+
+
 def await_chain(coro: Any) -> list[str]:
     """Where a suspended coroutine waits: `file:line function` of each coroutine it awaits, outermost first."""
     where = []
@@ -37,6 +83,17 @@ def await_chain(coro: Any) -> list[str]:
             where.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
         coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
     return where
+
+
+def group_settled(consumer: Any) -> bool:
+    """Whether `consumer` (an AIOKafkaConsumer) is a member of its group with partitions: a coordinator
+    known, an assignment, no rejoin pending. Read from aiokafka's group coordinator (aiokafka has no
+    public word for it); False where it has none, as before the consumer first joins."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    subscription = getattr(getattr(coordinator, "_subscription", None), "subscription", None)
+    if coordinator is None or subscription is None or coordinator.coordinator_id is None:
+        return False
+    return not coordinator.need_rejoin(subscription)
 
 
 async def kafka_answers(client: Any, timeout_s: float) -> bool:
