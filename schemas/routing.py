@@ -13,6 +13,7 @@ it: `..., "body": <the delivery>}`. `decode_record` reads both forms back.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +74,7 @@ def split_delivery(body: bytes, delivery_id: str, received_at: float) -> list[Ch
     webhook envelope; nothing is returned then, so a refused delivery writes nothing.
     """
     try:
-        doc = orjson.loads(body)
+        doc = loads(body)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError("$", f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -123,7 +124,7 @@ def split_delivery(body: bytes, delivery_id: str, received_at: float) -> list[Ch
 def decode_record(value: bytes) -> WrappedChange:
     """Read back a record written by `split_delivery`. Raises EnvelopeError when malformed."""
     try:
-        doc = orjson.loads(value)
+        doc = loads(value)
     except orjson.JSONDecodeError as exc:
         raise EnvelopeError("$", f"not JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -163,6 +164,41 @@ def _change_in_body(body: Any, index: Any) -> Any:
             return changes[index]
         index -= len(changes)
     return None
+
+
+def loads(data: bytes) -> Any:
+    """orjson.loads, and for JSON it refuses only for its text: a lone surrogate escape (half of an
+    emoji cut in two, `"\\ud83d"`) or bytes that are not UTF-8 (RFC 8259 leaves both to the reader).
+    Those become U+FFFD, as the platform's own apps show them, instead of refusing the delivery."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        text = _repaired(data)
+        if text is None:
+            raise
+        return orjson.loads(text)
+
+
+# A \uD800-\uDFFF escape, with the low half that may follow a high one, after a run of backslashes:
+# an escape when the run is odd (an even run is escaped backslashes, then the letter u).
+_SURROGATE = re.compile(r"(\\+)u(d[89ab][0-9a-f]{2})(\\ud[c-f][0-9a-f]{2})?|(\\+)u(d[c-f][0-9a-f]{2})", re.IGNORECASE)
+_REPLACEMENT = "\\ufffd"
+
+
+def _repaired(data: bytes) -> str | None:
+    """`data` with invalid UTF-8 and lone surrogate escapes replaced by U+FFFD; None if it has none."""
+    text = _SURROGATE.sub(_lone_surrogate, data.decode("utf-8", errors="replace"))
+    return None if text.encode() == data else text
+
+
+def _lone_surrogate(match: re.Match[str]) -> str:
+    if match.group(4) is not None:  # a low half on its own
+        slashes = match.group(4)
+        return match.group(0) if len(slashes) % 2 == 0 else slashes[:-1] + _REPLACEMENT
+    slashes, high, low = match.group(1), match.group(2), match.group(3)
+    if len(slashes) % 2 == 0:  # not an escape; a low half after it is on its own
+        return slashes + "u" + high + (_REPLACEMENT if low else "")
+    return match.group(0) if low else slashes[:-1] + _REPLACEMENT
 
 
 def _int_or_none(value: Any) -> int | None:

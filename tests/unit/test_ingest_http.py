@@ -98,6 +98,19 @@ async def test_accepted_delivery(client: httpx.AsyncClient, publisher: MemoryPub
     assert "coex_ingest_kafka_up 1.0" in metrics
 
 
+async def test_a_lone_surrogate_escape_is_accepted_not_refused(
+    client: httpx.AsyncClient, publisher: MemoryPublisher
+) -> None:
+    # Half an emoji: valid JSON syntax that orjson refuses; a 400 would have the platform retry it
+    # until it gives up, and the message would be lost.
+    body = envelope("messages").replace(b'"phone_number_id"', b'"note":"\\ud83d","phone_number_id"', 1)
+    assert b'"\\ud83d"' in body
+    r = await client.post("/webhook", content=body, headers=signed(body))
+    assert r.status_code == 200
+    [[record]] = publisher.published
+    assert body in record.value
+
+
 @pytest.mark.parametrize(
     ("body", "headers", "code"),
     [

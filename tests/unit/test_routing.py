@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
 
 import orjson
@@ -253,3 +254,44 @@ def test_several_changes_are_found_again_by_their_index() -> None:
         ("b", 1, 1, "1"),
         ("c", 2, 2, "2"),
     ]
+
+
+def _echo_body(text_json: bytes) -> bytes:
+    return (
+        b'{"entry":[{"id":"1","changes":[{"field":"smb_message_echoes","value":{"metadata":'
+        b'{"phone_number_id":"2"},"message_echoes":[{"text":{"body":' + text_json + b"}}]}}]}]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text_json", "text"),
+    [
+        (b'"cut \\ud83d"', "cut \ufffd"),  # an emoji's high half without its low half
+        (b'"\\ude00 alone"', "\ufffd alone"),
+        (b'"\\ud83d\\ud83d\\ude00"', "\ufffd\U0001f600"),
+        (b'"\\\\ud83d"', "\\ud83d"),  # an escaped backslash, then text: not an escape
+        (b'"\\\\\\ud83d"', "\\\ufffd"),
+        (b'"caf\xe9 \xff"', "caf\ufffd \ufffd"),  # Latin-1 and stray bytes: not UTF-8
+    ],
+)
+def test_text_orjson_refuses_is_taken_with_replacement_characters(text_json: bytes, text: str) -> None:
+    body = _echo_body(text_json)
+    (record,) = split_delivery(body, "d", 0.0)
+    assert body in record.value  # still the bytes as signed
+    assert decode_record(record.value).value["message_echoes"][0]["text"]["body"] == text
+
+
+def test_json_that_is_not_json_is_still_refused_after_the_repair() -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        split_delivery(_echo_body(b'"\\ud83d" oops'), "d", 0.0)
+    assert caught.value.path == "$"
+
+
+@PROPERTY
+@given(st.lists(st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr)), max_size=12).map("".join))
+def test_any_text_escaped_as_json_reads_back_with_lone_surrogates_replaced(text: str) -> None:
+    body = _echo_body(json.dumps(text).encode())  # ASCII, every surrogate a \u escape
+    (record,) = split_delivery(body, "d", 0.0)
+    # What a UTF-16 reader makes of it: pairs joined, halves alone replaced.
+    expected = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    assert decode_record(record.value).value["message_echoes"][0]["text"]["body"] == expected
