@@ -46,6 +46,7 @@ Phase = Annotated[int, BeforeValidator(_int_like), Field(ge=0, le=255)]
 ChunkOrder = Annotated[int, BeforeValidator(_int_like), Field(ge=0, le=MAX_UINT32)]
 Progress = Annotated[int, BeforeValidator(_int_like), Field(ge=0, le=100)]
 NonEmptyStr = Annotated[str, Field(min_length=1)]
+ErrorCode = Annotated[int, BeforeValidator(_int_like), Field(ge=0, le=MAX_UINT32)]
 
 
 class Model(BaseModel):
@@ -69,7 +70,7 @@ class ErrorData(Model):
 class PlatformError(Model):
     """An error object: `value.errors[]`, `history[].errors[]`, `messages[].errors[]`, `statuses[].errors[]`."""
 
-    code: int
+    code: ErrorCode
     title: str = ""
     message: str = ""
     error_data: ErrorData | None = None
@@ -246,7 +247,7 @@ class EchoesValue(Model):
 class AccountUpdateValue(Model):
     """`event`: PARTNER_REMOVED (maybe with `disconnection_info`), ACCOUNT_OFFBOARDED, or any other."""
 
-    phone_number: str = ""
+    phone_number: Annotated[str, BeforeValidator(lambda v: "" if v is None else v)] = ""
     event: NonEmptyStr
     disconnection_info: Any = None
 

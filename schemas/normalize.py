@@ -17,9 +17,12 @@ Per message (all sources):
 
 | column          | value                                                                        |
 | --------------- | ---------------------------------------------------------------------------- |
-| direction       | history, follow-up: `outbound` when `from` is the business number (digits    |
-|                 | compared, so `+1 555-...` matches), `history_context.from_me` when `from` is  |
-|                 | absent, else `inbound`; echo: always `outbound`; messages webhook: `inbound`  |
+| direction       | history, follow-up: `outbound` when `from` is the business number (as shown, |
+|                 | digits, `+digits`) or, in a thread, not the thread's user (digits compared); |
+|                 | without `from`: when `to` is there (only the business's messages carry it),  |
+|                 | else `history_context.from_me`; otherwise `inbound`; echo: always            |
+|                 | `outbound`; messages webhook: `inbound`. A follow-up joined to its           |
+|                 | placeholder takes the placeholder's direction and contact (streams/logic)    |
 | contact_wa_id   | history: the thread `id`; echo: `to`; messages webhook: `from`; follow-up:    |
 |                 | `from` when inbound, `to` (if any) when outbound, else ''                     |
 | sent_at         | `timestamp` (digit string or integer), unix seconds                          |
@@ -278,7 +281,7 @@ def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at
     event = value.get("event")
     if type(event) is not str or not event:
         raise _Bad(".event", "expected the event name (non-empty string)")
-    phone = value.get("phone_number", "")
+    phone = value.get("phone_number") or ""
     if type(phone) is not str:
         raise _Bad(".phone_number", "expected a string")
     info = value.get("disconnection_info")
@@ -403,8 +406,7 @@ def _message_row(
         history_context = get("history_context")
         if history_context is not None and type(history_context) is not dict:
             raise _Bad(".history_context", "expected an object")
-        # `from` decides; `from_me` (seen in real deliveries) only when `from` is absent.
-        outbound = sender in biz if sender else history_context is not None and history_context.get("from_me") is True
+        outbound = _sent_by_business(sender, to, thread, biz, history_context)
         if source == SOURCE_HISTORY:
             contact = thread
             if history_context is not None:
@@ -445,9 +447,7 @@ def _message_row(
         for e, error in enumerate(errors):
             if type(error) is not dict:
                 raise _Bad(f".errors[{e}]", "expected an error object")
-            code = error.get("code")
-            if type(code) is not int:
-                raise _Bad(f".errors[{e}].code", "expected the error code (integer)")
+            code = _code(error.get("code"), f".errors[{e}].code")
             if e == 0:
                 error_code = code
 
@@ -516,9 +516,7 @@ def _error_row(
 ) -> WebhookErrorRow:
     if type(error) is not dict:
         raise _Bad(at, "expected an error object")
-    code = error.get("code")
-    if type(code) is not int:
-        raise _Bad(f"{at}.code", "expected the error code (integer)")
+    code = _code(error.get("code"), f"{at}.code")
     data = error.get("error_data")
     details = _str(data.get("details")) if type(data) is dict else ""
     return WebhookErrorRow(
@@ -556,9 +554,29 @@ def _loose_metadata(value: dict[str, Any]) -> tuple[str, str]:
     return _str(meta.get("phone_number_id")), _str(meta.get("display_phone_number"))
 
 
+def _sent_by_business(
+    sender: str | None, to: str | None, thread: str, biz: frozenset[str] | tuple[()], context: dict[str, Any] | None
+) -> bool:
+    """A history message's direction. The thread is the WhatsApp user's: a `from` that is not the
+    thread's number is the business's, however its number is spelled (a WhatsApp ID may differ from
+    the displayed number, e.g. Mexico's 521 for 52). `to` comes only with the business's own
+    messages; `from_me` (seen in real deliveries) decides when neither is there."""
+    if sender:
+        if sender in biz:
+            return True
+        return bool(thread) and _digits(sender) != _digits(thread)
+    if to:
+        return True
+    return context is not None and context.get("from_me") is True
+
+
+def _digits(number: str) -> str:
+    return "".join(c for c in number if c.isdigit())
+
+
 def _business_forms(display: str) -> frozenset[str]:
     """The spellings of the business number a `from` may use: as displayed, digits only, `+digits`."""
-    digits = "".join(c for c in display if c.isdigit())
+    digits = _digits(display)
     return frozenset(f for f in (display, digits, f"+{digits}" if digits else "") if f)
 
 
@@ -578,6 +596,15 @@ def _timestamp(raw: Any, at: str) -> int:
     if type(raw) is int and 0 <= raw <= MAX_UINT32:
         return raw
     raise _Bad(at, "expected a unix timestamp in seconds (integer or digit string)")
+
+
+def _code(raw: Any, at: str) -> int:
+    """An error code: a JSON integer or a digit string (as timestamps come), 0..2**32-1 (`UInt32`)."""
+    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 10:
+        raw = int(raw)
+    if type(raw) is not int or not 0 <= raw <= MAX_UINT32:
+        raise _Bad(at, "expected the error code (integer)")
+    return raw
 
 
 def _int_in(raw: Any, high: int, at: str) -> int:

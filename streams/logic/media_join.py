@@ -31,10 +31,12 @@ def is_placeholder(row: MessageRow) -> bool:
 
 
 def enrich(followup: MessageRow, placeholder: MessageRow) -> MessageRow:
-    """The follow-up row, with the placeholder's facts where the follow-up lacks them."""
+    """The follow-up row, with the placeholder's facts where the follow-up lacks them. Direction and
+    contact are the placeholder's: it comes in its thread, which names the WhatsApp user."""
     status = followup.status or placeholder.status
     return followup._replace(
-        contact_wa_id=followup.contact_wa_id or placeholder.contact_wa_id,
+        direction=placeholder.direction,
+        contact_wa_id=placeholder.contact_wa_id or followup.contact_wa_id,
         status=status,
         sent_at=followup.sent_at or placeholder.sent_at,
         history_phase=placeholder.history_phase if followup.history_phase is None else followup.history_phase,

@@ -56,6 +56,14 @@ def test_a_placeholder_alone_stays_a_placeholder() -> None:
 
 
 def test_the_followups_own_fields_win_over_the_placeholders() -> None:
-    followup = FOLLOWUP._replace(contact_wa_id="19995550000", sent_at=1739230999)
+    followup = FOLLOWUP._replace(sent_at=1739230999)
     row = media_join.enrich(followup, PLACEHOLDER)
-    assert (row.contact_wa_id, row.sent_at, row.history_phase, row.status) == ("19995550000", 1739230999, 1, "played")
+    assert (row.sent_at, row.history_phase, row.status) == (1739230999, 1, "played")
+
+
+def test_the_placeholders_thread_names_the_contact_and_the_direction() -> None:
+    # A follow-up has no thread: a business `from` spelled unlike its displayed number reads as
+    # inbound from the business itself; the placeholder's thread knows better.
+    followup = FOLLOWUP._replace(direction="inbound", contact_wa_id="5215512345678")
+    row = media_join.enrich(followup, PLACEHOLDER)
+    assert (row.direction, row.contact_wa_id) == ("outbound", "16505551234")

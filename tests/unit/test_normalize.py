@@ -374,6 +374,58 @@ def test_direction_uses_digits_and_from_me() -> None:
     assert [(r.direction, r.contact_wa_id, r.media_id) for r in out.media_followups] == [("inbound", USER, "9")]
 
 
+def test_direction_is_the_thread_users_or_the_business_however_numbers_are_spelled() -> None:
+    # A WhatsApp ID may differ from the displayed number (Mexico: 521 for 52): `from` is the
+    # business's when it is not the thread's user; `to` comes only with the business's messages.
+    mexico = {"display_phone_number": "525512345678", "phone_number_id": PNID}
+    user = "5215587654321"
+    messages = [
+        {"from": "5215512345678", "id": "wamid.biz", "timestamp": 1, "type": "text"},
+        {"from": "+52 1 55 8765 4321", "id": "wamid.user", "timestamp": 2, "type": "text"},
+        {"to": user, "id": "wamid.to", "timestamp": 3, "type": "text"},
+        {"from": user, "id": "wamid.me", "timestamp": 4, "type": "text", "history_context": {"from_me": True}},
+    ]
+    value = {
+        "metadata": mexico,
+        "history": [
+            {
+                "metadata": {"phase": 0, "chunk_order": 1, "progress": 10},
+                "threads": [{"id": user, "messages": messages}],
+            }
+        ],
+    }
+    rows = norm("history", value).history_chunks[0].messages
+    assert [(r.message_id, r.direction, r.contact_wa_id) for r in rows] == [
+        ("wamid.biz", "outbound", user),
+        ("wamid.user", "inbound", user),
+        ("wamid.to", "outbound", user),
+        ("wamid.me", "inbound", user),  # `from` says who sent it
+    ]
+
+
+def test_error_codes_as_digit_strings_and_a_null_phone_number() -> None:
+    failed = {
+        "id": "wamid.s",
+        "status": "failed",
+        "timestamp": "5",
+        "recipient_id": USER,
+        "errors": [{"code": "131060"}],
+    }
+    out = norm("messages", cloud(statuses=[failed]))
+    assert [(s.status, s.error_code) for s in out.statuses] == [("failed", 131060)]
+    assert [e.code for e in out.errors] == [131060]
+    declined = {"metadata": META, "history": [{"errors": [{"code": "2593109", "title": "declined"}]}]}
+    assert [e.code for e in norm("history", declined).history_errors] == [2593109]
+    for bad in ("-1", "4294967296", "x", 1.5, True, -1, 2**32):
+        assert _refused_at("messages", cloud(statuses=[{**failed, "errors": [{"code": bad}]}])) == (
+            "$.value.statuses[0].errors[0].code"
+        )
+    [event] = norm("account_update", {"phone_number": None, "event": "PARTNER_REMOVED"}).account_events
+    assert (event.phone_number, event.event) == ("", "PARTNER_REMOVED")
+    validate_value("account_update", {"phone_number": None, "event": "PARTNER_REMOVED"})
+    validate_value("messages", cloud(statuses=[failed]))
+
+
 def test_outbound_followup_without_to_has_no_contact() -> None:
     value = {"metadata": META, "messages": [{"from": BUSINESS, "id": "wamid.e", "timestamp": 5, "type": "video"}]}
     [row] = norm("history", value).media_followups
@@ -441,7 +493,7 @@ MSG = "$.value.history[0].threads[1].messages[2]"
         ("history", {"metadata": META, "history": [{}]}, "$.value.history[0]"),
         (
             "history",
-            {"metadata": META, "history": [{"errors": [{"code": "2593109"}]}]},
+            {"metadata": META, "history": [{"errors": [{"code": "declined"}]}]},
             "$.value.history[0].errors[0].code",
         ),
         ("history", {"metadata": META, "history": {"threads": []}}, "$.value.history"),
