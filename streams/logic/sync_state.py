@@ -84,6 +84,9 @@ def on_error(state: SyncState, waba_id: str, code: int, now: int) -> bool:
     """A history error; 2593109 means declined. Return whether the state changed."""
     before = _snapshot(state)
     state.waba_id = waba_id or state.waba_id
+    if state.state == DECLINED and code != DECLINED_CODE:
+        # The decline is why there is no history: a later error does not replace its code.
+        return _touch(state, before, now)
     if code != state.error_code or not state.error_at:
         state.error_at = now
     state.error_code = code

@@ -13,8 +13,18 @@ def test_an_error_is_dated_by_its_first_arrival() -> None:
     assert on_error(state, "waba", 2593109, 100)
     assert not on_error(state, "waba", 2593109, 250)  # a redelivery changes nothing
     assert (state.state, state.error_code, state.error_at) == (DECLINED, 2593109, 100)
-    assert on_error(state, "waba", 131000, 300)
-    assert state.error_at == 300
+    other = SyncState()
+    assert on_error(other, "waba", 131000, 100)
+    assert on_error(other, "waba", 131026, 300)
+    assert (other.error_code, other.error_at) == (131026, 300)
+
+
+def test_a_declined_history_keeps_its_code_through_later_errors() -> None:
+    state = SyncState()
+    on_error(state, "waba", 2593109, 100)
+    assert not on_error(state, "waba", 131000, 300)
+    assert (state.state, state.error_code, state.error_at) == (DECLINED, 2593109, 100)
+    assert sync_state.to_row("pnid", state).error_code == 2593109
 
 
 def test_the_state_round_trips_and_earlier_forms_still_read() -> None:
