@@ -564,7 +564,9 @@ def _sent_by_business(
     if sender:
         if sender in biz:
             return True
-        return bool(thread) and _digits(sender) != _digits(thread)
+        if sender == thread or not thread:  # the common case, without building digit strings
+            return False
+        return _digits(sender) != _digits(thread)
     if to:
         return True
     return context is not None and context.get("from_me") is True
