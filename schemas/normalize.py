@@ -447,7 +447,7 @@ def _message_row(
         for e, error in enumerate(errors):
             if type(error) is not dict:
                 raise _Bad(f".errors[{e}]", "expected an error object")
-            code = _code(error.get("code"), f".errors[{e}].code")
+            code = _int_in(error.get("code"), MAX_UINT32, f".errors[{e}].code")
             if e == 0:
                 error_code = code
 
@@ -516,7 +516,7 @@ def _error_row(
 ) -> WebhookErrorRow:
     if type(error) is not dict:
         raise _Bad(at, "expected an error object")
-    code = _code(error.get("code"), f"{at}.code")
+    code = _int_in(error.get("code"), MAX_UINT32, f"{at}.code")
     data = error.get("error_data")
     details = _str(data.get("details")) if type(data) is dict else ""
     return WebhookErrorRow(
@@ -598,15 +598,6 @@ def _timestamp(raw: Any, at: str) -> int:
     if type(raw) is int and 0 <= raw <= MAX_UINT32:
         return raw
     raise _Bad(at, "expected a unix timestamp in seconds (integer or digit string)")
-
-
-def _code(raw: Any, at: str) -> int:
-    """An error code: a JSON integer or a digit string (as timestamps come), 0..2**32-1 (`UInt32`)."""
-    if type(raw) is str and raw.isascii() and raw.isdigit() and len(raw) <= 10:
-        raw = int(raw)
-    if type(raw) is not int or not 0 <= raw <= MAX_UINT32:
-        raise _Bad(at, "expected the error code (integer)")
-    return raw
 
 
 def _int_in(raw: Any, high: int, at: str) -> int:
