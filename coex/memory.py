@@ -19,6 +19,12 @@ faster in every pair, 1.20x, worker CPU 26.8 -> 22.7 s, peak memory 869 -> 1,033
 MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or ARROW_DEFAULT_MEMORY_POOL in
 the environment win.
 
+The embedded engine (chdb) brings its own jemalloc, built to keep freed pages for 5 s with no
+background thread to return them: a worker inserting a batch every second or two kept ~130 MB of
+them resident (smaps of the worker at its peak, bench/e2e.py: 569 MB anonymous outside glibc's main
+heap with 5 s, 436 MB with 0.5 s). It reads JE_MALLOC_CONF when the library loads, so the decay is
+set before the first `import chdb`; a JE_MALLOC_CONF in the environment wins.
+
 CPython runs its cycle collector whenever tracked allocations pass deallocations by 700, and a full
 collection walks every long-lived object (faust, aiokafka, the state, the buffered rows). A history
 import allocates millions of short-lived parsed-JSON containers, freed by reference counting anyway:
@@ -32,6 +38,7 @@ import ctypes
 import gc
 import logging
 import os
+import sys
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,7 @@ ARENAS = 2
 MMAP_THRESHOLD = 32 * 1024 * 1024
 TRIM_THRESHOLD = 64 * 1024 * 1024
 GC_THRESHOLDS = (50_000, 20, 100)
+ENGINE_MALLOC_CONF = "dirty_decay_ms:500"
 
 
 def pace_gc() -> None:
@@ -54,6 +62,7 @@ def bound_memory() -> list[str]:
     """Apply the bounds this platform allows and pace the collector; returns what was set."""
     pace_gc()
     applied = _bound_glibc()
+    applied += _bound_engine_allocator()
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         import pyarrow as pa
 
@@ -64,6 +73,13 @@ def bound_memory() -> list[str]:
         pa.set_memory_pool(pool)
         applied.append(f"ARROW_DEFAULT_MEMORY_POOL={name}")
     return applied
+
+
+def _bound_engine_allocator() -> list[str]:
+    if "JE_MALLOC_CONF" in os.environ or "chdb" in sys.modules:
+        return []  # set by the user, or too late: the library read it when it loaded
+    os.environ["JE_MALLOC_CONF"] = ENGINE_MALLOC_CONF
+    return [f"JE_MALLOC_CONF={ENGINE_MALLOC_CONF}"]
 
 
 def _bound_glibc() -> list[str]:
