@@ -40,7 +40,6 @@ from faust.types import EventT, StreamT, TableT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coex.settings import Settings
-from ingest.publisher import pick_compression
 from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, track_topics
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
@@ -69,7 +68,7 @@ from streams.processor import (
     merge_unordered,
 )
 from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers
-from streams.topics import TICKS
+from streams.topics import TICKS, pick_worker_compression
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +195,7 @@ class StreamWorker:
             consumer_max_fetch_size=FETCH_BYTES,
             consumer_auto_offset_reset="earliest",
             producer_max_request_size=MAX_MESSAGE_BYTES,
-            producer_compression_type=pick_compression(),
+            producer_compression_type=pick_worker_compression(),
             producer_acks=-1,
             broker_max_poll_records=1000,
             # Events queued for the agent; their bytes are bounded too (streams/delivery.py).
