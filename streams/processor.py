@@ -63,7 +63,7 @@ class Published(NamedTuple):
     value: bytes  # the record; only its head when `packed` is set (see `payload`)
     kind: str = "history"  # history | media | live
     messages: bytes = b"[]"  # the JSON array inside `value`, so unordered releases can be merged
-    # A held chunk's messages as the state keeps them (compressed), unpacked only when sent: a run
+    # A history chunk's messages as the state keeps them (compressed), unpacked only when sent: a run
     # of held chunks released at once (the first chunk arrived last) is never all in memory.
     packed: bytes = b""
     waba_id: str = ""
@@ -159,8 +159,8 @@ def release_record(
     return Published(pnid.encode(), b"".join((head, messages, b"}")), kind, messages, waba_id=waba_id)
 
 
-def held_release(pnid: str, waba_id: str, phase: int, order: int, late: bool, packed: bytes) -> Published:
-    """The release of a held chunk, its messages left packed until sent."""
+def packed_release(pnid: str, waba_id: str, phase: int, order: int, late: bool, packed: bytes) -> Published:
+    """The release of a history chunk, its messages left packed until sent."""
     head = _release_head(pnid, waba_id, "history", phase, order, late)
     return Published(pnid.encode(), head, "history", b"", packed, waba_id)
 
@@ -336,11 +336,10 @@ class Processor:
         late.extend(outcome.late)
         out.late.extend((pnid, chunk) for chunk in outcome.late)
         out.gaps.extend((pnid, gap) for gap in outcome.gaps)
-        body = chunk.body
         if outcome.held:
-            tx.set(HELD, _held_key(pnid, incoming), codec.pack(body))
+            tx.set(HELD, _held_key(pnid, incoming), chunk.packed)
             out.held_delta += 1
-        self._release(tx, out, pnid, n.waba_id, released, late, incoming, body)
+        self._release(tx, out, pnid, n.waba_id, released, late, incoming, chunk.packed)
         tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
 
     def _release(
@@ -352,12 +351,12 @@ class Processor:
         released: Sequence[ChunkId],
         late: Sequence[ChunkId],
         incoming: ChunkId | None,
-        incoming_body: bytes | None,
+        incoming_packed: bytes | None,
     ) -> None:
         for chunk_id in released:
             phase, order, is_late = chunk_id.phase, chunk_id.chunk_order, chunk_id in late
-            if chunk_id == incoming and incoming_body is not None and tx.get(HELD, _held_key(pnid, chunk_id)) is None:
-                out.published.append(release_record(pnid, waba_id, "history", phase, order, is_late, incoming_body))
+            if chunk_id == incoming and incoming_packed is not None and tx.get(HELD, _held_key(pnid, chunk_id)) is None:
+                out.published.append(packed_release(pnid, waba_id, phase, order, is_late, incoming_packed))
                 continue
             key = _held_key(pnid, chunk_id)
             packed = tx.get(HELD, key)
@@ -365,7 +364,7 @@ class Processor:
                 raise LookupError(f"held chunk {key} missing from the state")
             tx.set(HELD, key, None)
             out.held_delta -= 1
-            out.published.append(held_release(pnid, waba_id, phase, order, is_late, packed))
+            out.published.append(packed_release(pnid, waba_id, phase, order, is_late, packed))
 
     def _media(self, tx: _Tx, out: Output, row: MessageRow, partition: int, now: float, *, followup: bool) -> None:
         key = f"{row.phone_number_id}|{row.message_id}"

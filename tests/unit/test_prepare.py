@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from schemas.normalize import PLACEHOLDER, normalize_change
 from schemas.routing import decode_record, split_delivery
 from schemas.rows import MessageRow
-from streams.prepare import prepare
+from streams import codec
+from streams.prepare import messages_json, prepare
 from tests.unit.strategies import envelope_bodies
 
 
@@ -38,7 +39,7 @@ def test_a_prepared_chunk_holds_exactly_its_messages_in_place_and_encoded(body: 
                 assert p.first_id == (messages[0].message_id if messages else "")
                 assert p.newest == max((m.sent_at for m in messages), default=0)
                 assert p.placeholders == [m for m in messages if m.type == PLACEHOLDER]
-            assert a.body == b.body
+            assert codec.unpack(a.packed) == codec.unpack(b.packed) == messages_json(messages)
             assert a.encoded is None
             others = [m for m in messages if m.type != PLACEHOLDER]
             assert a.rows == others
