@@ -36,7 +36,7 @@ class PreparedChunk:
     newest: int  # the newest sent_at of its messages; 0 when it has none
     # `messages_json` of all its messages in their order, packed (streams/codec.py): what the held
     # chunks' state keeps and what a release sends. Packed here, so a helper does it, not the agent,
-    # and an eighth of the bytes cross the helper's pipe.
+    # and the JSON crosses the helper's pipe at about an eighth of its size.
     packed: bytes
     placeholders: list[MessageRow]  # media placeholders, for the join
     rows: list[MessageRow]  # every other message, as rows ...
