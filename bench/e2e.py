@@ -7,7 +7,9 @@ contacts, echoes, 10% redeliveries) from `coex simulate`'s generator, built and 
 the clock starts. Measured in one run:
 
 1. baseline: the same bodies split, normalized and written by the BatchWriter straight into a
-   fresh embedded engine, in one process, without Kafka or Faust; once before the pipeline and
+   fresh embedded engine, in one process, without Kafka or Faust: every row normalization gives
+   (messages, media follow-ups, contacts, statuses with their carry into `messages`, reported
+   errors, account events; not the stream's `history_sync` state); once before the pipeline and
    once after, as the speed of a shared machine drifts by a third within the hour: the ratio is
    to the mean of the two rates;
 2. pipeline: `coex ingest` + `coex worker` as processes on a broker of its own (deploy/kafka-local.sh
@@ -104,9 +106,12 @@ def _baseline(bodies: list[bytes], path: str, out: multiprocessing.Queue) -> Non
                 for chunk in norm.history_chunks:
                     writer.add("messages", chunk.messages)
                 for rows, table in ((norm.messages, "messages"), (norm.media_followups, "messages"),
-                                    (norm.contacts, "contacts")):  # fmt: skip
+                                    (norm.contacts, "contacts"), (norm.errors, "webhook_errors"),
+                                    (norm.history_errors, "webhook_errors"),
+                                    (norm.account_events, "account_events")):  # fmt: skip
                     if rows:
                         writer.add(table, rows)
+                writer.add_statuses(norm.statuses)
                 if writer.should_flush():
                     await writer.flush()
         await writer.flush()
