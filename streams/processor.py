@@ -354,17 +354,18 @@ class Processor:
         incoming_packed: bytes | None,
     ) -> None:
         for chunk_id in released:
-            phase, order, is_late = chunk_id.phase, chunk_id.chunk_order, chunk_id in late
-            if chunk_id == incoming and incoming_packed is not None and tx.get(HELD, _held_key(pnid, chunk_id)) is None:
-                out.published.append(packed_release(pnid, waba_id, phase, order, is_late, incoming_packed))
-                continue
             key = _held_key(pnid, chunk_id)
             packed = tx.get(HELD, key)
-            if packed is None:
+            if packed is not None:
+                tx.set(HELD, key, None)
+                out.held_delta -= 1
+            elif chunk_id == incoming and incoming_packed is not None:
+                packed = incoming_packed
+            else:
                 raise LookupError(f"held chunk {key} missing from the state")
-            tx.set(HELD, key, None)
-            out.held_delta -= 1
-            out.published.append(packed_release(pnid, waba_id, phase, order, is_late, packed))
+            out.published.append(
+                packed_release(pnid, waba_id, chunk_id.phase, chunk_id.chunk_order, chunk_id in late, packed)
+            )
 
     def _media(self, tx: _Tx, out: Output, row: MessageRow, partition: int, now: float, *, followup: bool) -> None:
         key = f"{row.phone_number_id}|{row.message_id}"
