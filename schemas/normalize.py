@@ -29,7 +29,8 @@ Per message (all sources):
 | status          | history chunks: `history_context.status` lower-case; otherwise ''            |
 | context_id      | `context.id`; for a reaction without context, `reaction.message_id`          |
 | error_code      | `errors[0].code` of the message, else NULL                                   |
-| raw             | the message object re-serialized by orjson (compact JSON)                    |
+| raw             | the message object re-serialized by orjson (compact JSON); a message nested  |
+|                 | deeper than orjson writes (schemas/jsontext.py) is an unreadable item        |
 | version         | `message_version(complete, status)`; complete = type != media_placeholder    |
 
 `text`, `media_id`, `media_mime_type` by `type` (from the object named by `type`):
@@ -64,6 +65,7 @@ from typing import Any
 
 import orjson
 
+from schemas import jsontext
 from schemas.errors import ChangeError
 from schemas.routing import WrappedChange
 from schemas.rows import (
@@ -128,7 +130,8 @@ class Normalized:
     rejected: list[Rejected] = dc_field(default_factory=list)  # unreadable items, left out of the rows
 
     def reject(self, at: str, bad: _Bad, item: Any) -> None:
-        self.rejected.append(Rejected(f"$.value{at}{bad.rel}", bad.expected, _dumps(item)))
+        # jsontext.dumps: an item may be rejected for nesting deeper than orjson.dumps goes.
+        self.rejected.append(Rejected(f"$.value{at}{bad.rel}", bad.expected, jsontext.dumps(item).decode()))
 
 
 class _Bad(Exception):
@@ -451,6 +454,10 @@ def _message_row(
             if e == 0:
                 error_code = code
 
+    try:
+        raw = orjson.dumps(m)
+    except orjson.JSONEncodeError as exc:
+        raise _Bad("", _too_deep(exc)) from None
     version = STATUS_RANK.get(status, 0) if mtype == PLACEHOLDER else _COMPLETE | STATUS_RANK.get(status, 0)
     return MessageRow(
         pnid,
@@ -467,7 +474,7 @@ def _message_row(
         sent_at,
         phase,
         chunk_order,
-        orjson.dumps(m).decode(),
+        raw.decode(),
         context_id,
         error_code,
         version,
@@ -529,7 +536,7 @@ def _error_row(
         message=_str(error.get("message")),
         details=details,
         occurred_at=occurred_at,
-        raw=_dumps(error),
+        raw=_dumps(error, at),
     )
 
 
@@ -613,5 +620,14 @@ def _str(raw: Any) -> str:
     return raw if type(raw) is str else ""
 
 
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
+def _dumps(obj: Any, at: str = "") -> str:
+    """`obj` as a `raw` column holds it; one orjson cannot write (too deep) is bad at `at`."""
+    try:
+        return orjson.dumps(obj).decode()
+    except orjson.JSONEncodeError as exc:
+        raise _Bad(at, _too_deep(exc)) from None
+
+
+def _too_deep(exc: orjson.JSONEncodeError) -> str:
+    # The only failure orjson.dumps has for what orjson.loads gave: its nesting limit.
+    return f"expected at most {jsontext.ROW_DEPTH} levels of nesting, to be stored as JSON (orjson: {exc})"
