@@ -38,6 +38,8 @@ class Settings(BaseSettings):
 
     worker_id: str = "coex-worker"
     worker_web_port: int = 6066
+    # Loopback by default: a container sets 0.0.0.0 so that Prometheus can scrape /metrics.
+    worker_web_bind: str = "127.0.0.1"
     history_flush_timeout_s: float = 600.0
     media_pending_ttl_s: float = 3 * 24 * 3600.0
     # Follow-ups come only for media of the 14 days before onboarding; 2 days of slack for late syncs.

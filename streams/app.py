@@ -37,7 +37,6 @@ import faust
 import pyarrow as pa
 from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT, TableT
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from coex.settings import Settings
 from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, track_topics
@@ -69,6 +68,7 @@ from streams.processor import (
 )
 from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers
 from streams.topics import TICKS, pick_worker_compression
+from streams.web import serve_operator_pages
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class StreamWorker:
             stream_ack_cancelled_tasks=False,
             web_enabled=settings.worker_web_port > 0,
             web_port=max(settings.worker_web_port, 1),
-            web_bind="0.0.0.0",
+            web_bind=settings.worker_web_bind,
         )
         self.ticks = self.app.topic(settings.topic(TICKS), value_serializer="raw")
         self.source = source = self.app.topic(
@@ -259,11 +259,7 @@ class StreamWorker:
         if isinstance(getattr(writer, "engine", None), RemoteEngine):
             self.app.timer(interval=ENGINE_GONE_S / 4, name="coex-engine-owner")(self._check_engine_owner)
 
-        async def metrics_page(view: Any, request: Any) -> Any:  # faust binds a page function to its view
-            self._update_lag()
-            return view.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-        self.app.page("/metrics")(metrics_page)
+        serve_operator_pages(self.app, before_metrics=self._update_lag)
 
     # ---- the agent -------------------------------------------------------------------------------
 
