@@ -157,8 +157,17 @@ def child_env(settings: Settings, secret: str) -> dict[str, str]:
         COEX_DATA_DIR=str(settings.data_dir),
         COEX_TOPIC_PREFIX=settings.topic_prefix,
         COEX_WORKER_WEB_PORT=str(settings.worker_web_port),
+        COEX_INGEST_DOCS="1" if settings.ingest_docs else "0",
     )
     return env
+
+
+def with_dev_defaults(settings: Settings) -> Settings:
+    """On for a developer unless COEX_INGEST_DOCS says otherwise: the ingest's /docs, /redoc and
+    /openapi.json (off by default, on a public port)."""
+    if "ingest_docs" in settings.model_fields_set:
+        return settings
+    return settings.model_copy(update={"ingest_docs": True})
 
 
 def coex_argv(*args: str) -> list[str]:
@@ -209,6 +218,7 @@ def banner(settings: Settings, secret_from_file: bool) -> str:
             "coex dev: pipeline running",
             f"  webhook   POST http://127.0.0.1:{port}/webhook   ({secret_hint})",
             f"  health    http://127.0.0.1:{port}/readyz",
+            *([f"  api docs  http://127.0.0.1:{port}/docs"] if settings.ingest_docs else []),
             f"  metrics   http://127.0.0.1:{port}/metrics (ingest)   {worker_metrics}",
             f"  kafka     {settings.kafka_bootstrap}",
             f'  sql       coex sql "SELECT count() FROM messages FINAL"   ({settings.clickhouse_url})',
@@ -243,6 +253,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     secret = ensure_dev_secret(settings)
     # Chosen here rather than by the worker, so the banner can name it.
     settings = settings.model_copy(update={"worker_web_port": web_port(settings.worker_web_port)})
+    settings = with_dev_defaults(settings)
     env = child_env(settings, secret)
     prepare(env)
     children = [

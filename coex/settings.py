@@ -23,6 +23,8 @@ class Settings(BaseSettings):
 
     # Everything else: ours, with defaults that fit one machine.
     ingest_host: str = "0.0.0.0"
+    # /docs, /redoc and /openapi.json on the ingest's public port: off in production, on in `coex dev`.
+    ingest_docs: bool = False
     data_dir: Path = Path(".coex")
     topic_prefix: str = "coex."
     topic_partitions: int = Field(default=6, ge=1)

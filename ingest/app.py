@@ -53,6 +53,11 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
         summary="WhatsApp Business Coexistence webhooks -> Kafka",
         version="0.1.0",
         lifespan=lifespan,
+        # The schema and its two viewers describe every route to whoever reaches the public port:
+        # served only when asked for (COEX_INGEST_DOCS; `coex dev` turns them on).
+        openapi_url="/openapi.json" if settings.ingest_docs else None,
+        docs_url="/docs" if settings.ingest_docs else None,
+        redoc_url="/redoc" if settings.ingest_docs else None,
     )
     app.include_router(webhook.router)
     app.include_router(health.router)

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 import pytest
 
@@ -143,6 +144,10 @@ def test_dev_then_simulate_lands_every_message_contact_and_sync_state(
         (biz["waba_id"], e["phone_number"], e["event"]) for biz in expected.values() for e in biz["account_events"]
     )
     assert sorted((e["waba_id"], e["phone_number"], e["event"]) for e in events) == want_events
+
+    # Beside the pipeline, a developer gets the ingest's API docs and the worker's health page.
+    assert urlopen(f"http://127.0.0.1:{dev_env['COEX_INGEST_PORT']}/docs", timeout=10).status == 200
+    assert urlopen(f"http://127.0.0.1:{dev_env['COEX_WORKER_WEB_PORT']}/healthz", timeout=10).status == 200
 
     coex_dev.send_signal(signal.SIGINT)
     assert coex_dev.wait(90) == 0

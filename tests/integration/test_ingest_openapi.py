@@ -16,7 +16,10 @@ from tests.integration.ingest_kit import ingest_settings
 def test_every_answer_is_documented(kafka_bootstrap: str, unique: Callable[[str], str]) -> None:
     # Unsigned requests would all be 401; skipping the check lets generated bodies reach the
     # envelope parser and Kafka. The real broker takes what is accepted.
-    s = ingest_settings(kafka_bootstrap, unique("it-schema-") + ".", app_secret=None, insecure_skip_signature=True)
+    # The schema is served only when asked for (COEX_INGEST_DOCS), as `coex dev` does.
+    s = ingest_settings(
+        kafka_bootstrap, unique("it-schema-") + ".", app_secret=None, insecure_skip_signature=True, ingest_docs=True
+    )
     asyncio.run(ensure_topics(s))
     # The app runs with its lifespan (Kafka producer) on schemathesis's ASGI loop; the
     # schemathesis pytest plugin ends that lifespan when the test ends.
