@@ -109,6 +109,8 @@ class DeadLetterRow(NamedTuple):
     error: str
     raw: str
     failed_at: float  # unix seconds
+    # Which bad item of the record (1 for its first): two of one record are two keys. 0: the record.
+    item: int = 0
 
 
 class WebhookErrorRow(NamedTuple):

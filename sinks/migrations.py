@@ -226,10 +226,20 @@ ALTER TABLE {db}.account_events
 """,
 )
 
+# Two bad items of one record had one key (topic, partition, offset), so one dead letter.
+_DEAD_LETTER_ITEM = (
+    """
+ALTER TABLE {db}.dead_letters
+    ADD COLUMN IF NOT EXISTS item UInt32,
+    MODIFY ORDER BY (topic, partition, offset, item)
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
     Migration(3, "account_events: one row per change", _ACCOUNT_EVENT_KEY),
+    Migration(4, "dead_letters: one row per bad item", _DEAD_LETTER_ITEM),
 )
 
 SCHEMA_MIGRATIONS_DDL = """

@@ -223,14 +223,14 @@ class Processor:
             out = Output(dead_letters=[error])
             out.add("dead_letters", [self.dead_letter(record, error, now)])
             return out
-        for item in normalized.rejected:
+        for n, item in enumerate(normalized.rejected, 1):
             out.dead_letters.append(item.error)
-            out.add("dead_letters", [self.dead_letter(record, item.error, now, item.raw)])
+            out.add("dead_letters", [self.dead_letter(record, item.error, now, item.raw, n)])
         return out
 
     @staticmethod
-    def dead_letter(record: Record, error: str, now: float, raw: str | None = None) -> DeadLetterRow:
-        """`raw` is the record's value unless one item of it is meant."""
+    def dead_letter(record: Record, error: str, now: float, raw: str | None = None, item: int = 0) -> DeadLetterRow:
+        """`raw` is the record's value unless one item of it is meant: its `item`, counted from 1."""
         return DeadLetterRow(
             topic=record.topic,
             partition=record.partition,
@@ -239,6 +239,7 @@ class Processor:
             error=error,
             raw=record.value.decode("utf-8", "replace") if raw is None else raw,
             failed_at=now,
+            item=item,
         )
 
     def sweep(self, partition: int, now: float) -> Output:
