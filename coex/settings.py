@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     sink_batch_rows: int = Field(default=50_000, ge=1)
     sink_batch_age_s: float = Field(default=1.0, gt=0)
     sink_retry_max_s: float = 30.0
+    # A batch failing this long is an alert (an error logged, coex_sink_failing_seconds), and no longer
+    # excuses an idle worker from its stall timeout.
+    sink_alert_after_s: float = Field(default=300.0, gt=0)
 
     worker_id: str = "coex-worker"
     worker_web_port: int = 6066

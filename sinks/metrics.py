@@ -14,3 +14,7 @@ RETRIES = Counter("coex_sink_retries", "Flush attempts that failed and were retr
 CLICKHOUSE_UP = Gauge("coex_clickhouse_up", "1 when the last ClickHouse write succeeded, 0 while failing")
 BUFFERED_ROWS = Gauge("coex_sink_buffered_rows", "Rows held by the writer, not yet written")
 STATUS_KEYS = Counter("coex_sink_status_keys", "Messages checked for a status to carry into `messages`")
+FAILING_SECONDS = Gauge(
+    "coex_sink_failing_seconds", "How long the batch being written has been failing (0 while writes pass)"
+)
+ROWS_REFUSED = Counter("coex_sink_rows_refused", "Rows ClickHouse refused, sent to dead_letters instead", ["table"])

@@ -3,7 +3,13 @@
 The stream adds rows, asks `should_flush()`, and awaits `flush()` before it commits Kafka offsets:
 `flush()` returns only once every row buffered before the call is in ClickHouse, retrying with
 exponential backoff while ClickHouse is down. Each insert carries an `insert_deduplication_token`
-drawn once per batch, so a batch retried after an ambiguous failure is written once.
+derived from one drawn per batch, so a batch retried after an ambiguous failure is written once.
+
+A table's rows go in blocks the engine takes whatever their dates (sinks/blocks.py). A block that
+ClickHouse refuses for its rows (sinks/errors.py) is halved until the refused rows are alone; the
+others land and each refused row becomes a dead letter with ClickHouse's reason. Any other failure
+is retried as it is; once a batch has failed for `alert_after_s`, that is logged as an error and
+shown by `coex_sink_failing_seconds`.
 
 One flush writes `messages` first, then the other tables, then `message_statuses`, then carries the
 best known status into `messages` for every message touched (sinks/status_sql.py): a status that
@@ -23,23 +29,29 @@ import asyncio
 import logging
 import time
 import uuid
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypeAlias
 
+import orjson
 import pyarrow as pa
 
-from schemas.rows import StatusRow
+from schemas.rows import DeadLetterRow, StatusRow
 from sinks import metrics
+from sinks.blocks import partition_blocks
 from sinks.encode import arrow_schema, columns_to_arrow, rows_to_arrow
 from sinks.engine import Engine
+from sinks.errors import refused
 from sinks.status_sql import any_status, apply_best_status
 from sinks.tables import ROW_TYPES, SINK_KEYS, SinkKeyRow, columns
 
 log = logging.getLogger(__name__)
 
 STATUS_TABLE = "message_statuses"
+DEAD_LETTERS = "dead_letters"
+REFUSED_STEP = "refused rows"
 FIRST_RETRY_S = 0.2
 # ReplacingMergeTree collapses each inserted block by key unless told not to: a fifth of the insert
 # time, for rows that FINAL and background merges collapse anyway.
@@ -59,6 +71,7 @@ class _Batch:
     token: str = field(default_factory=lambda: uuid.uuid4().hex)
     encoded: dict[str, pa.Table] = field(default_factory=dict)
     done: set[str] = field(default_factory=set)
+    refused: list[DeadLetterRow] = field(default_factory=list)  # rows ClickHouse will not take
 
     def key_columns(self) -> list[list[str]]:
         """`sink_keys` columns for the live messages and the statuses of this batch (their best
@@ -98,12 +111,15 @@ class _Batch:
 
 
 class BatchWriter:
-    def __init__(self, engine: Engine, *, batch_rows: int, batch_age_s: float, retry_max_s: float) -> None:
+    def __init__(
+        self, engine: Engine, *, batch_rows: int, batch_age_s: float, retry_max_s: float, alert_after_s: float = 300.0
+    ) -> None:
         self.engine = engine
         self.batch_rows = batch_rows
         self.batch_age_s = batch_age_s
         self.retry_max_s = retry_max_s
-        self.failing = False  # the last write attempt failed; retrying
+        self.alert_after_s = alert_after_s
+        self._failing_since: float | None = None  # when the batch being retried first failed
         self._buffers: dict[str, list[Segment]] = {}
         self._buffered = 0
         self._oldest: float | None = None
@@ -158,6 +174,16 @@ class BatchWriter:
     def buffered_rows(self) -> int:
         return self._buffered + self._pending_rows
 
+    @property
+    def failing(self) -> bool:
+        """The last write attempt failed; retrying."""
+        return self._failing_since is not None
+
+    @property
+    def failing_s(self) -> float:
+        """How long the batch being retried has been failing; 0 while writes pass."""
+        return 0.0 if self._failing_since is None else time.monotonic() - self._failing_since
+
     async def flush(self) -> None:
         async with self._lock:
             if self._buffers:
@@ -172,6 +198,7 @@ class BatchWriter:
     async def _write_retrying(self, batch: _Batch) -> None:
         started = time.monotonic()
         attempt = 0
+        alerted = 0.0  # failing_s when last alerted
         while True:
             if self._running is not None and not self._running.done():
                 # A write left running by a cancelled flush: let it end before touching the batch again.
@@ -180,8 +207,11 @@ class BatchWriter:
             try:
                 await asyncio.shield(self._running)
             except Exception as exc:
-                self.failing = True
+                if self._failing_since is None:
+                    self._failing_since = time.monotonic()
+                failing_s = self.failing_s
                 metrics.CLICKHOUSE_UP.set(0)
+                metrics.FAILING_SECONDS.set(failing_s)
                 metrics.RETRIES.inc()
                 delay = min(self.retry_max_s, FIRST_RETRY_S * 2**attempt)
                 attempt += 1
@@ -193,10 +223,22 @@ class BatchWriter:
                     type(exc).__name__,
                     exc,
                 )
+                if failing_s - alerted >= self.alert_after_s:
+                    alerted = failing_s
+                    log.error(
+                        "ClickHouse writes have failed for %.0f s (COEX_SINK_ALERT_AFTER_S %.0f): %d rows wait, "
+                        "nothing is committed meanwhile; last error: %s: %s",
+                        failing_s,
+                        self.alert_after_s,
+                        batch.rows,
+                        type(exc).__name__,
+                        exc,
+                    )
                 await asyncio.sleep(delay)
                 continue
-            self.failing = False
+            self._failing_since = None
             metrics.CLICKHOUSE_UP.set(1)
+            metrics.FAILING_SECONDS.set(0)
             metrics.FLUSH_SECONDS.observe(time.monotonic() - started)
             return
 
@@ -205,13 +247,17 @@ class BatchWriter:
         for table in batch.order():
             if table in batch.done:
                 continue
-            self._insert(batch, table, self._encoded(table, batch))
+            refused_before = len(batch.refused)
+            self._write_table(batch, table)
             batch.done.add(table)
             batch.encoded.pop(table, None)
-            metrics.ROWS_WRITTEN.labels(table).inc(batch.count(table))
+            metrics.ROWS_WRITTEN.labels(table).inc(batch.count(table) - (len(batch.refused) - refused_before))
+        if batch.refused and REFUSED_STEP not in batch.done:
+            self._write_refused(batch)
+            batch.done.add(REFUSED_STEP)
         keys = batch.key_columns()
         if keys[0] and SINK_KEYS not in batch.done:
-            self._insert(batch, SINK_KEYS, columns_to_arrow(SinkKeyRow, keys))
+            self._insert(SINK_KEYS, columns_to_arrow(SinkKeyRow, keys), f"coex:{SINK_KEYS}:{batch.token}")
             batch.done.add(SINK_KEYS)
         if keys[0] and "statuses applied" not in batch.done:
             # A batch with statuses has keys with a status: those, just written. Asking costs a query.
@@ -231,6 +277,59 @@ class BatchWriter:
             data = batch.encoded[table] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         return data
 
-    def _insert(self, batch: _Batch, table: str, data: pa.Table) -> None:
-        token = f"coex:{table}:{batch.token}"
+    def _write_table(self, batch: _Batch, table: str) -> None:
+        """A table's rows in blocks the engine takes; a block written is skipped on a retry, and each
+        block's token stays the same through retries (the blocks are cut the same way every time)."""
+        blocks = partition_blocks(table, self._encoded(table, batch))
+        for index, block in enumerate(blocks):
+            step = f"{table} block {index}"
+            if step in batch.done:
+                continue
+            now = time.time()
+            rows = self._insert_isolating(table, block, f"coex:{table}:{batch.token}:{index}")
+            if rows:
+                log.error(
+                    "ClickHouse refused %d of %d rows of %s, sent to dead_letters instead: %s",
+                    len(rows),
+                    block.num_rows,
+                    table,
+                    rows[0][1],
+                )
+                metrics.ROWS_REFUSED.labels(table).inc(len(rows))
+            batch.refused.extend(refused_letter(table, row, reason, now) for row, reason in rows)
+            batch.done.add(step)
+
+    def _insert_isolating(self, table: str, data: pa.Table, token: str) -> list[tuple[dict[str, Any], str]]:
+        """Inserts `data`; if ClickHouse refuses its rows, halves it until the refused rows are alone
+        and inserts the rest. Returns the refused rows with ClickHouse's error. Other errors raise."""
+        try:
+            self._insert(table, data, token)
+            return []
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            reason = f"{type(exc).__name__}: {exc}"
+        if data.num_rows == 1:
+            return [(data.to_pylist()[0], reason)]
+        half = data.num_rows // 2
+        head = self._insert_isolating(table, data.slice(0, half), f"{token}.0")
+        return head + self._insert_isolating(table, data.slice(half), f"{token}.1")
+
+    def _write_refused(self, batch: _Batch) -> None:
+        """The refused rows as dead letters; one that ClickHouse refuses too is logged, in full."""
+        letters = rows_to_arrow(DeadLetterRow, batch.refused)
+        lost = self._insert_isolating(DEAD_LETTERS, letters, f"coex:refused:{batch.token}")
+        for row, reason in lost:
+            log.error("ClickHouse refused a row and its dead letter; the row is not kept: %s: %s", reason, row)
+        metrics.ROWS_WRITTEN.labels(DEAD_LETTERS).inc(len(batch.refused) - len(lost))
+
+    def _insert(self, table: str, data: pa.Table, token: str) -> None:
         self.engine.insert_arrow(table, data, {**INSERT_SETTINGS, "insert_deduplication_token": token})
+
+
+def refused_letter(table: str, row: dict[str, Any], reason: str, now: float) -> DeadLetterRow:
+    """A dead letter of a row ClickHouse refused: no Kafka record to name, so its table stands for
+    the topic and the row (as JSON) for the record; `item` tells apart the rows of one table."""
+    raw = orjson.dumps(row, default=str).decode()
+    key = str(row.get("phone_number_id") or row.get("waba_id") or row.get("key") or "")
+    return DeadLetterRow(f"clickhouse:{table}", -1, -1, key, reason, raw, now, zlib.crc32(raw.encode()))

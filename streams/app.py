@@ -66,7 +66,7 @@ from streams.processor import (
     Write,
     merge_unordered,
 )
-from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers
+from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers, sink_excuses
 from streams.topics import TICKS, pick_worker_compression
 from streams.web import serve_operator_pages
 
@@ -106,6 +106,11 @@ class Writer(Protocol):
     @property
     def failing(self) -> bool:
         """The last write failed and is being retried."""
+        ...
+
+    @property
+    def failing_s(self) -> float:
+        """How long the batch being retried has been failing; 0 while writes pass."""
         ...
 
 
@@ -559,7 +564,7 @@ class StreamWorker:
             now,
             timeout_s=self.settings.worker_stall_timeout_s,
             waiting=self._records_waiting(),
-            sink_failing=self.writer.failing,
+            sink_failing=sink_excuses(self.writer.failing_s, self.settings.sink_alert_after_s),
             in_transition=in_transition,
         )
         if verdict is Verdict.FINE:
@@ -642,5 +647,6 @@ def build_app(settings: Settings, writer: Writer | None = None) -> faust.App:
             batch_rows=settings.sink_batch_rows,
             batch_age_s=settings.sink_batch_age_s,
             retry_max_s=settings.sink_retry_max_s,
+            alert_after_s=settings.sink_alert_after_s,
         )
     return StreamWorker(settings, writer).app

@@ -9,7 +9,9 @@ minutes, the commit waiting for changelog batches aiokafka did not send; that ca
 starts it again; staying would hold its partitions forever. An outage is not a stall: the writer
 retries ClickHouse and the clients reconnect to Kafka by design, and a restart would not help, so
 the time either is away does not count, nor the time the consumer takes to find its group again
-once Kafka is back (a coordinator to look up, a session that expired meanwhile, a rejoin).
+once Kafka is back (a coordinator to look up, a session that expired meanwhile, a rejoin). ClickHouse
+failing counts again once it is an alert (COEX_SINK_ALERT_AFTER_S): a write that fails that long is
+no outage waited out but a worker that should try afresh.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from aiokafka.errors import KafkaError
 
 # A rebalance or a changelog recovery holds the stream by design: allowed this many timeouts.
 IN_TRANSITION_FACTOR = 3
+
+
+def sink_excuses(failing_s: float, alert_after_s: float) -> bool:
+    """Whether ClickHouse failing for `failing_s` excuses a stream that handles nothing: an outage is
+    waited out, but not forever. Past `alert_after_s` (an alert already) the stall timeout runs
+    again, and a worker that still writes nothing leaves to be started again with fresh clients."""
+    return 0 < failing_s < alert_after_s
 
 
 def stalled(*, idle_s: float, timeout_s: float, waiting: bool, sink_failing: bool, in_transition: bool) -> bool:

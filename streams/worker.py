@@ -133,6 +133,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         batch_rows=settings.sink_batch_rows,
         batch_age_s=settings.sink_batch_age_s,
         retry_max_s=settings.sink_retry_max_s,
+        alert_after_s=settings.sink_alert_after_s,
     )
     helper = Helper(settings.worker_helper_min_bytes)
     helper.start()

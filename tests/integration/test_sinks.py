@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import math
 import os
 import subprocess
 import sys
 import textwrap
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from coex.settings import Settings
@@ -36,6 +40,8 @@ from sinks.remote import RemoteEngine
 from sinks.statements import StatementRefused
 from sinks.tables import ROW_TYPES, SinkKeyRow
 from sinks.writer import BatchWriter
+from streams.processor import DictStore, Processor, Record
+from tests.unit.test_processor import records
 
 ROOT = Path(__file__).resolve().parents[2]
 PNID = "106540352242922"
@@ -577,3 +583,123 @@ async def test_final_collapses_each_partition_on_its_own_and_still_one_row_per_k
     await write(engine, "messages", rows)
     await write(engine, "messages", [row._replace(type="image", version=message_version(True, "")) for row in rows])
     assert final_rows(engine, "SELECT count(), countIf(type = 'image') FROM messages") == [(6, 6)]
+
+
+def month_stamps(months: int) -> list[int]:
+    return [int(datetime(1990 + m // 12, m % 12 + 1, 15, tzinfo=UTC).timestamp()) for m in range(months)]
+
+
+async def test_a_batch_over_more_months_than_one_insert_block_takes_lands(engine: Engine) -> None:
+    rows = [message(f"wamid.m{i}", sent_at=ts) for i, ts in enumerate(month_stamps(250))]
+    await asyncio.wait_for(write(engine, "messages", rows), timeout=60)
+    assert final_rows(engine, "SELECT count(), uniqExact(toYYYYMM(sent_at)) FROM messages") == [(250, 250)]
+
+
+def dead_letter(offset: int, *, refused: bool = False) -> DeadLetterRow:
+    """`refused`: a DateTime64 from NaN, refused whenever it is sent (code 407): the row's fault."""
+    failed_at = math.nan if refused else time.time()  # dead letters older than 30 days expire
+    return DeadLetterRow("coex.history", 0, offset, PNID, "EnvelopeError: not JSON", "{not json", failed_at)
+
+
+async def test_a_row_clickhouse_refuses_is_a_dead_letter_and_the_rest_of_its_batch_lands(engine: Engine) -> None:
+    writer = writer_on(engine)
+    refused_before = metrics.ROWS_REFUSED.labels("dead_letters")._value.get()
+    writer.add("messages", [message(f"wamid.r{i}") for i in range(20)])
+    writer.add("dead_letters", [dead_letter(i, refused=i == 3) for i in range(8)])
+    await asyncio.wait_for(writer.flush(), timeout=60)
+    assert final_rows(engine, "SELECT count() FROM messages") == [(20,)]
+    kept = final_rows(engine, "SELECT offset FROM dead_letters WHERE topic = 'coex.history' ORDER BY offset")
+    assert kept == [(i,) for i in range(8) if i != 3]
+    ((topic, key, error, raw),) = final_rows(
+        engine, "SELECT topic, key, error, raw FROM dead_letters WHERE topic != 'coex.history'"
+    )
+    assert (topic, key) == ("clickhouse:dead_letters", PNID)
+    assert "Code: 407." in error
+    assert orjson.loads(raw)["offset"] == 3
+    assert metrics.ROWS_REFUSED.labels("dead_letters")._value.get() - refused_before == 1
+    assert not writer.failing
+
+
+class RefusingEngine(FlakyEngine):
+    """The real engine, whose answers to writes it took are lost `failures` times (so each is retried)."""
+
+    def __init__(self, engine: Engine, failures: int) -> None:
+        super().__init__(engine, failures, fail_after_write=True)
+
+
+async def test_isolating_refused_rows_through_lost_answers_writes_every_row_once(engine: Engine) -> None:
+    flaky = RefusingEngine(engine, failures=6)
+    writer = writer_on(flaky)
+    writer.add("messages", [message(f"wamid.i{i}", sent_at=ts) for i, ts in enumerate(month_stamps(130))])
+    writer.add("dead_letters", [dead_letter(i, refused=i in (2, 5)) for i in range(9)])
+    await asyncio.wait_for(writer.flush(), timeout=60)
+    assert flaky.failures == 0
+    # No FINAL: each row written once, whatever was retried.
+    assert engine.query_rows("SELECT count() FROM messages") == [(130,)]
+    counts = "SELECT topic, count() FROM dead_letters GROUP BY topic ORDER BY topic"
+    assert engine.query_rows(counts) == [("clickhouse:dead_letters", 2), ("coex.history", 7)]
+
+
+async def test_a_batch_failing_longer_than_the_alert_time_is_an_error_and_a_gauge(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    flaky = FlakyEngine(engine, failures=10**9)
+    writer = writer_on(flaky, retry_max_s=0.05, alert_after_s=0.3)
+    writer.add("messages", [message("wamid.alert")])
+    flush = asyncio.ensure_future(writer.flush())
+    deadline = time.monotonic() + 30
+    while not any(r.levelno == logging.ERROR for r in caplog.records) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    (alert,) = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert "ClickHouse writes have failed for" in alert and "ClickHouse is down" in alert
+    assert writer.failing_s >= 0.3
+    assert metrics.FAILING_SECONDS._value.get() >= 0.3
+    flaky.failures = 0
+    await asyncio.wait_for(flush, timeout=30)
+    assert metrics.FAILING_SECONDS._value.get() == 0 and writer.failing_s == 0
+    assert final_rows(engine, "SELECT message_id FROM messages") == [("wamid.alert",)]
+
+
+async def test_two_bad_messages_of_one_record_are_two_dead_letters(engine: Engine) -> None:
+    good = {"from": "15550783881", "id": "wamid.echo.good", "timestamp": "1739230000", "type": "text", "to": "1650"}
+    bad = [{**good, "id": "wamid.bad1", "to": None}, {**good, "id": "wamid.bad2", "to": 7}]
+    value = {
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": PNID},
+        "message_echoes": [good, *bad],
+    }
+    change = {"field": "smb_message_echoes", "value": value}
+    body = orjson.dumps({"object": "whatsapp_business_account", "entry": [{"id": WABA, "changes": [change]}]})
+    ((topic, key, raw),) = records([body])
+    processor = Processor(DictStore(), history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    out = processor.process(Record(topic, 0, 42, key, raw), now=time.time())
+    writer = writer_on(engine)
+    for table, rows in out.rows.items():
+        writer.add(table, rows)
+    await writer.flush()
+    letters = final_rows(engine, "SELECT offset, item, raw FROM dead_letters ORDER BY item")
+    assert [(offset, item, orjson.loads(raw)["id"]) for offset, item, raw in letters] == [
+        (42, 1, "wamid.bad1"),
+        (42, 2, "wamid.bad2"),
+    ]
+
+
+def test_a_version_3_schema_upgrades_and_keeps_its_dead_letters(settings: Settings) -> None:
+    engine = open_engine(settings)
+    try:
+        db = settings.clickhouse_database
+        engine.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        engine.command(SCHEMA_MIGRATIONS_DDL.format(db=db))
+        for migration in MIGRATIONS[:3]:
+            for statement in migration.statements:
+                engine.command(statement.format(db=db))
+            engine.command(f"INSERT INTO {db}.schema_migrations (version, name) VALUES ({migration.version}, '')")
+        engine.command(f"INSERT INTO {db}.dead_letters VALUES ('coex.history', 0, 42, '', 'old', '{{}}', now64())")
+        assert apply_migrations(engine, db) == [f"{m.version} {m.name}" for m in MIGRATIONS[3:]]
+        sorting = engine.query_rows(
+            "SELECT sorting_key FROM system.tables WHERE database = {db:String} AND name = 'dead_letters'",
+            parameters={"db": db},
+        )
+        assert sorting == [("topic, partition, offset, item",)]
+        assert engine.query_rows("SELECT error, item FROM dead_letters") == [("old", 0)]
+    finally:
+        engine.close()

@@ -7,7 +7,7 @@ import asyncio
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.stall import IN_TRANSITION_FACTOR, Verdict, Watch, await_chain, stalled
+from streams.stall import IN_TRANSITION_FACTOR, Verdict, Watch, await_chain, sink_excuses, stalled
 
 LIMIT = 300.0
 
@@ -119,3 +119,18 @@ def test_the_await_chain_names_where_a_task_waits() -> None:
 
     chain = asyncio.run(go())
     assert [line.rsplit(" ", 1)[1] for line in chain[:3]] == ["outer", "inner", "wait"]
+
+
+def test_clickhouse_failing_excuses_an_idle_worker_only_until_it_is_an_alert() -> None:
+    alert = 300.0
+    assert not sink_excuses(0.0, alert)  # writes pass
+    assert sink_excuses(0.1, alert)
+    assert sink_excuses(alert - 0.1, alert)
+    assert not sink_excuses(alert, alert)
+    # Past the alert the stall timeout runs from the last excuse: the worker leaves to start afresh.
+    watch = Watch(idle_since=0.0, in_transition=False)
+    for now in range(0, int(alert), 10):
+        assert check(watch, float(now), failing=sink_excuses(float(now), alert)) is Verdict.FINE
+    assert check(watch, alert + LIMIT - 20, failing=sink_excuses(alert + LIMIT - 20, alert)) is Verdict.FINE
+    assert check(watch, alert + LIMIT, failing=sink_excuses(alert + LIMIT, alert)) is Verdict.PROBE
+    assert watch.probed(alert + LIMIT, answered=True) is Verdict.STUCK
