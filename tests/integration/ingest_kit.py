@@ -1,10 +1,18 @@
-"""Helpers shared by the ingest's integration tests: settings, payloads, reading topics back."""
+"""Helpers shared by the ingest's integration tests: settings, payloads, reading topics back, `coex ingest`
+as a process."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,6 +23,7 @@ from coex.settings import Settings
 from ingest.app import create_app
 from ingest.signature import sign
 from ingest.topics import topic_names
+from tests.integration.broker_kit import ROOT, free_port
 
 SECRET = "integration-secret"
 VERIFY_TOKEN = "verify-me"
@@ -98,3 +107,58 @@ async def records_written(bootstrap: str, settings: Settings) -> int:
     finally:
         await consumer.stop()
     return sum(ends.values())
+
+
+class IngestProcess:
+    """`coex ingest` as a process of the test's own, to kill with SIGKILL and start again on its port."""
+
+    def __init__(self, bootstrap: str, prefix: str, log: Path, partitions: int = 3, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
+        self.env.update(
+            COEX_KAFKA_BOOTSTRAP=bootstrap,
+            COEX_TOPIC_PREFIX=prefix,
+            COEX_TOPIC_PARTITIONS=str(partitions),
+            COEX_APP_SECRET=SECRET,
+            COEX_INGEST_HOST="127.0.0.1",
+            COEX_INGEST_PORT=str(self.port),
+            **env,
+        )
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "coex.cli", "ingest"],
+                env=self.env,
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    async def ready(self, within_s: float = 60.0) -> None:
+        """Until /readyz answers 200 (Kafka reached, topics there)."""
+        deadline = time.monotonic() + within_s
+        async with httpx.AsyncClient(base_url=self.url, timeout=5) as client:
+            while True:
+                assert self.proc is not None and self.proc.poll() is None, f"coex ingest exited; see {self.log}"
+                with contextlib.suppress(httpx.TransportError):
+                    if (await client.get("/readyz")).status_code == 200:
+                        return
+                assert time.monotonic() < deadline, f"coex ingest not ready within {within_s} s; see {self.log}"
+                await asyncio.sleep(0.2)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
