@@ -61,7 +61,12 @@ class Settings(BaseSettings):
     # A worker that handles no record this long while records wait (and ClickHouse takes writes)
     # exits to be started again (streams/stall.py); 0 never.
     worker_stall_timeout_s: float = Field(default=300.0, ge=0)
-    worker_session_timeout_s: float = Field(default=60.0, ge=6)  # a dead worker's partitions move after this
+    # A dead worker's partitions move after this (the broker's group.min.session.timeout.ms is 6 s);
+    # a live one heartbeats every second.
+    worker_session_timeout_s: float = Field(default=10.0, ge=6)
+    # How long a rebalance waits for the members it knows to join again: one that is slower is
+    # dropped from the group (it joins again later) instead of holding every partition up.
+    worker_rebalance_timeout_s: float = Field(default=20.0, ge=1)
     # A stopping worker's wait for ClickHouse to take its buffered rows (`coex dev` gives a child 60 s).
     worker_shutdown_flush_s: float = Field(default=30.0, ge=0)
 

@@ -42,7 +42,9 @@ from coex.settings import Settings
 from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, track_topics
 from schemas.routing import INGEST_TOPICS
 from schemas.rows import StatusRow
+from sinks.engine_server import serve_engine
 from sinks.remote import RemoteEngine
+from sinks.takeover import take_over
 from streams import metrics
 from streams.changelog import ChangelogRecord, send_batches
 from streams.commit_policy import QUIET_S, Held, Limits, commit_by_time, commit_due, may_commit_now
@@ -73,9 +75,9 @@ from streams.web import serve_operator_pages
 log = logging.getLogger(__name__)
 
 EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/stall.py)
-EXIT_ENGINE_GONE = 75  # EX_TEMPFAIL: the process serving the embedded engine is gone; a restart opens it
-# How long writes may fail with no live process serving the embedded engine before this worker exits.
-ENGINE_GONE_S = 10.0
+# How often a peer of the process serving the embedded engine checks that it still lives.
+ENGINE_CHECK_S = 2.0
+TOOK_OVER = "this worker opened it and serves it now"
 KAFKA_PROBE_S = 10.0  # how long the watchdog waits for Kafka's answer before calling it away
 
 # Bytes sent to normalized_messages before their confirmations are awaited, not at commit only.
@@ -206,7 +208,8 @@ class StreamWorker:
             # Events queued for the agent; their bytes are bounded too (streams/delivery.py).
             stream_buffer_maxsize=QUEUE_EVENTS,
             broker_session_timeout=settings.worker_session_timeout_s,
-            broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
+            broker_heartbeat_interval=min(1.0, settings.worker_session_timeout_s / 3),
+            broker_rebalance_timeout=settings.worker_rebalance_timeout_s,
             stream_wait_empty=False,
             stream_ack_exceptions=False,
             stream_ack_cancelled_tasks=False,
@@ -251,7 +254,6 @@ class StreamWorker:
         self._quiet_since: float | None = None  # when the agent last ran out of records to apply
         self._stream: StreamT[bytes] | None = None
         self._watch = Watch(idle_since=time.monotonic())
-        self._engine_gone_since: float | None = None
         metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
 
         self.app.agent(source, name="coex-streams")(self._consume)
@@ -262,7 +264,7 @@ class StreamWorker:
             interval = min(settings.worker_stall_timeout_s / 4, 30.0)
             self.app.timer(interval=interval, name="coex-watchdog")(self._watchdog)
         if isinstance(getattr(writer, "engine", None), RemoteEngine):
-            self.app.timer(interval=ENGINE_GONE_S / 4, name="coex-engine-owner")(self._check_engine_owner)
+            self.app.timer(interval=ENGINE_CHECK_S, name="coex-engine-owner")(self._check_engine_owner)
 
         serve_operator_pages(self.app, before_metrics=self._update_lag)
 
@@ -593,25 +595,27 @@ class StreamWorker:
         os._exit(EXIT_STALLED)
 
     async def _check_engine_owner(self) -> None:
-        """A peer of the process serving the embedded engine: if that process died, nobody serves
-        the engine and writes fail for good; exit, so that the restart opens the engine itself."""
-        engine: RemoteEngine = self.writer.engine  # type: ignore[attr-defined]  # checked at start
-        if not self.writer.failing or await asyncio.to_thread(engine.owner_alive):
-            self._engine_gone_since = None
+        """A peer of the process serving the embedded engine: once that process is gone, open the
+        engine here and serve it (sinks/takeover.py), instead of failing writes until a restart. The
+        writer keeps its pending batch and retries it on the engine here; the batch's deduplication
+        tokens land it once, also when the dead owner had written part of it."""
+        writer: Any = self.writer  # a BatchWriter whose engine was a RemoteEngine at start
+        remote = writer.engine
+        if not isinstance(remote, RemoteEngine):
+            return  # taken over already
+        local = await asyncio.to_thread(take_over, self.settings, remote)
+        if local is None:
             return
-        now = time.monotonic()
-        if self._engine_gone_since is None:
-            self._engine_gone_since = now
-        if now - self._engine_gone_since < ENGINE_GONE_S:
-            return
-        log.critical(
-            "the process that served the embedded ClickHouse at %s (pid %d) is gone and none serves it now: "
-            "exiting, to be started again and open it (nothing uncommitted is lost)",
-            engine.engine_path,
-            engine.owner.pid,
+        writer.engine = local
+        remote.close()
+        # Served until the app stops; the worker flushes and closes the engine after that.
+        await self.app.add_async_context(serve_engine(local, self.settings))
+        log.warning(
+            "the process that served the embedded ClickHouse at %s (pid %d) is gone: %s",
+            remote.engine_path,
+            remote.owner.pid,
+            TOOK_OVER,
         )
-        logging.shutdown()
-        os._exit(EXIT_ENGINE_GONE)
 
     def _records_waiting(self) -> bool:
         ours = set(self.source.topics) - {self.ticks.get_topic_name()}

@@ -99,7 +99,8 @@ class _Worker(faust.Worker):
                 rows,
                 limit,
             )
-        await asyncio.to_thread(self.engine.close)
+        # The writer's engine: this process's own once it took the engine over (streams/app.py).
+        await asyncio.to_thread(self.writer.engine.close)
         await super().on_shutdown()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from sinks.remote import connect_owner
 from streams.worker import STOP_GRACE_S
@@ -50,6 +52,9 @@ WAIT_S = 90.0
 AGE_NEVER_S = 60.0  # a batch age that a test's rows must not wait out
 PACE_S = 0.3
 REVOKING = "Revoking previously assigned partitions"
+READY = "Worker ready"  # faust logs it once each assignment is recovered
+ASSIGNED = "Setting newly assigned partitions"
+TOOK_OVER = "this worker opened it and serves it now"
 
 # A process that owns the embedded engine and serves it, like `coex dev` does, so that every worker
 # is a peer and any of them may leave.
@@ -101,7 +106,6 @@ class Cluster:
             COEX_SQL_PORT=str(free_port()),
             COEX_WORKER_SWEEP_INTERVAL_S="2",
             COEX_SINK_BATCH_AGE_S="0.3",
-            COEX_WORKER_SESSION_TIMEOUT_S="10",
             # Every record parsed ahead in the helper process (streams/helper.py), not only large ones.
             COEX_WORKER_HELPER_MIN_BYTES="1",
             # Not created beforehand: a worker on a fresh machine makes its own data folder.
@@ -381,27 +385,21 @@ async def test_two_workers_sharing_the_partitions_end_in_the_same_rows(cluster: 
 
 
 @pytest.mark.timeout(300)
-async def test_peers_of_an_engine_owner_that_died_exit_and_a_restart_serves_the_engine(cluster: Cluster) -> None:
-    cluster.extra_env["COEX_WORKER_SHUTDOWN_FLUSH_S"] = "2"
+async def test_peers_of_an_engine_owner_that_died_take_the_engine_over_without_a_restart(cluster: Cluster) -> None:
     scenario = build_scenario()
     cluster.serve_engine()
-    first, second = cluster.start("w1"), cluster.start("w2")  # peers: they write through the owner
+    peers = [cluster.start("w1"), cluster.start("w2")]  # they write through the owner
     for name in ("w1", "w2"):
         await asyncio.to_thread(cluster.wait_log, name, "Worker ready")
     assert cluster.owner is not None
     cluster.owner.kill()  # its owner file stays behind, naming a dead process
     cluster.owner.wait()
     await _produce(cluster.bootstrap, records(deliveries(scenario, seed=3), cluster.prefix))
-    await asyncio.to_thread(cluster.wait_log, "w2", "ClickHouse write failed")
-    started = time.monotonic()
-    cluster.stop(second)  # stopping while ClickHouse is away takes the flush limit, not forever
-    assert second.returncode == 0 and time.monotonic() - started < 20, f"see {cluster.logs}"
-    assert cluster.count_log("w2", "exiting without them") == 1
-    assert await asyncio.to_thread(first.wait, 90) == 75, f"see {cluster.logs}"  # EX_TEMPFAIL
-    assert cluster.count_log("w1", "is gone and none serves it now") == 1
-    cluster.start("w1-again")  # opens the engine itself and serves it
     expected = _expected(scenario)
     assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+    assert all(p.poll() is None for p in peers), f"a peer exited; see {cluster.logs}"
+    # Both raced for the engine: one opened it and serves it, the other writes through it.
+    assert sum(cluster.count_log(name, TOOK_OVER) for name in ("w1", "w2")) == 1, f"see {cluster.logs}"
 
 
 class _Paced:
@@ -491,3 +489,110 @@ async def test_bad_records_and_bad_messages_land_in_dead_letters_and_the_rest_go
     rows = engine.query_rows("SELECT message_id, source, direction FROM messages FINAL")
     assert rows == [("wamid.echo.good", "echo", "outbound")]
     assert time.monotonic() - produced < AGE_NEVER_S / 2
+
+
+# Figures of the takeover tests (kill -> a survivor processes again, kill -> exactly the expected rows):
+# printed for RELIABILITY.md; asserted generously, the machine is shared.
+RESUME_BOUND_S = 30.0
+EXACT_BOUND_S = 45.0
+
+
+def _partition_of(key: str) -> int:
+    """The partition the producers' default partitioner gives `key` (murmur2, as Kafka's Java client)."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % PARTITIONS
+
+
+def _active_partitions(cluster: Cluster, name: str) -> set[int]:
+    """The history partitions `name` was given at its last assignment: faust logs them as a table
+    of each topic's partition set (`{0}`, `{1-2}`, `{0, 2}`)."""
+    text = (cluster.logs / f"{name}.log").read_text(errors="replace")
+    _, found, rest = text.rpartition(ASSIGNED)
+    row = re.search(
+        rf"^\| {re.escape(cluster.prefix)}history\s+\| \{{([^}}]*)\}}", rest.split(" for group ", 1)[0], re.M
+    )
+    partitions: set[int] = set()
+    for part in row[1].split(",") if found and row else ():
+        first, _, last = part.strip().partition("-")
+        partitions.update(range(int(first), int(last or first) + 1))
+    return partitions
+
+
+async def _settled(cluster: Cluster, names: tuple[str, ...]) -> None:
+    """Until the partitions are split between `names`, each of them with some."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        shares = [_active_partitions(cluster, name) for name in names]
+        if all(shares) and sum(map(len, shares)) == PARTITIONS and set().union(*shares) == set(range(PARTITIONS)):
+            return
+        assert time.monotonic() < deadline, f"the group never settled on {names}: {shares}; see {cluster.logs}"
+        await asyncio.sleep(0.3)
+
+
+async def _kill_and_time(
+    cluster: Cluster, victim: subprocess.Popen[bytes], survivor: str, rest: list[tuple[str, bytes, bytes]]
+) -> tuple[float, float]:
+    """SIGKILL `victim` and send `rest`: seconds until `survivor` is ready on its new assignment, and
+    the monotonic time of the kill."""
+    ready = cluster.count_log(survivor, READY)
+    killed = time.monotonic()
+    victim.kill()
+    victim.wait()
+    await _produce(cluster.bootstrap, rest)
+    while cluster.count_log(survivor, READY) <= ready:
+        assert time.monotonic() - killed < WAIT_S, f"{survivor} never took the partitions over; see {cluster.logs}"
+        await asyncio.sleep(0.2)
+    resumed = time.monotonic() - killed
+    return resumed, killed
+
+
+async def _exact_after(cluster: Cluster, killed: float, expected: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    state = await asyncio.to_thread(_wait_for, cluster, expected)
+    return time.monotonic() - killed, state
+
+
+@pytest.mark.timeout(300)
+async def test_a_worker_killed_while_another_runs_hands_its_partitions_over_within_seconds(cluster: Cluster) -> None:
+    # Both workers are peers of an engine owner of their own: this is the group's takeover alone.
+    scenario = build_scenario()
+    recs = records(deliveries(scenario, seed=13), cluster.prefix)
+    half = len(recs) // 2
+    await asyncio.to_thread(cluster.serve_engine)
+    procs = {"w1": cluster.start("w1"), "w2": cluster.start("w2")}
+    await _settled(cluster, ("w1", "w2"))
+    await _produce(cluster.bootstrap, recs[:half])
+    await _first_rows(await asyncio.to_thread(cluster.engine))
+    # The one that processes the scenario's business dies; the other must take its partition.
+    victim = "w1" if _partition_of(PNID) in _active_partitions(cluster, "w1") else "w2"
+    survivor = "w2" if victim == "w1" else "w1"
+    resumed, killed = await _kill_and_time(cluster, procs[victim], survivor, recs[half:])
+    expected = _expected(scenario)
+    exact, state = await _exact_after(cluster, killed, expected)
+    print(f"worker SIGKILL: {survivor} ready on its assignment after {resumed:.1f} s, exact rows after {exact:.1f} s")
+    assert state == expected
+    assert _partition_of(PNID) in _active_partitions(cluster, survivor)
+    assert resumed < RESUME_BOUND_S and exact < EXACT_BOUND_S, f"{resumed:.1f} s, {exact:.1f} s; see {cluster.logs}"
+
+
+@pytest.mark.timeout(300)
+async def test_a_worker_that_served_the_engine_killed_mid_import_leaves_its_peer_the_engine_and_the_partitions(
+    cluster: Cluster,
+) -> None:
+    scenario = build_scenario()
+    recs = records(deliveries(scenario, seed=17), cluster.prefix)
+    half = len(recs) // 2
+    owner = cluster.start("w1")
+    engine = await asyncio.to_thread(cluster.engine)  # w1 opened the engine and serves it
+    assert engine.owner.pid == owner.pid
+    peer = cluster.start("w2")
+    await _settled(cluster, ("w1", "w2"))
+    await _produce(cluster.bootstrap, recs[:half])
+    await _first_rows(engine)
+    resumed, killed = await _kill_and_time(cluster, owner, "w2", recs[half:])
+    expected = _expected(scenario)
+    exact, state = await _exact_after(cluster, killed, expected)
+    print(f"engine owner SIGKILL: w2 ready on its new assignment after {resumed:.1f} s, exact rows after {exact:.1f} s")
+    assert state == expected
+    assert peer.poll() is None, f"the peer exited; see {cluster.logs}"
+    assert cluster.count_log("w2", TOOK_OVER) == 1
+    assert (await asyncio.to_thread(cluster.engine)).owner.pid == peer.pid
+    assert resumed < RESUME_BOUND_S and exact < EXACT_BOUND_S, f"{resumed:.1f} s, {exact:.1f} s; see {cluster.logs}"
