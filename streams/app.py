@@ -69,7 +69,7 @@ from streams.processor import (
     merge_unordered,
 )
 from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers, sink_excuses
-from streams.topics import TICKS, pick_worker_compression
+from streams.topics import CHANGELOG_CONFIGS, TICKS, pick_worker_compression
 from streams.web import serve_operator_pages
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,7 @@ class StreamWorker:
                 partitions=settings.topic_partitions,
                 key_type=str,
                 value_type=bytes,
-                extra_topic_configs={"max.message.bytes": str(MAX_MESSAGE_BYTES)},
+                extra_topic_configs=CHANGELOG_CONFIGS,
             )
             for name in TABLES
         }

@@ -2,7 +2,8 @@
 
 Before faust starts: open ClickHouse (apply migrations) and create the topics. While it runs: if
 this process owns the embedded engine, serve it on loopback so `coex sql` and other workers reach
-it. On SIGTERM/SIGINT faust stops the agent; then the writer is flushed (for at most
+it; a worker that reaches it through its owner takes it over when the owner dies (streams/app.py).
+On SIGTERM/SIGINT faust stops the agent; then the writer is flushed (for at most
 COEX_WORKER_SHUTDOWN_FLUSH_S) and the engine closed; a stop still running STOP_GRACE_S later exits.
 Records processed but not yet committed are simply read again by whoever owns the partition next;
 every write is idempotent.
@@ -30,7 +31,8 @@ from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
 from streams.app import StreamWorker
 from streams.helper import Helper
-from streams.topics import ensure_tick_topic
+from streams.processor import TABLES
+from streams.topics import ensure_changelog_configs, ensure_tick_topic
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +55,7 @@ class _Worker(faust.Worker):
         self.coex_settings = settings
         self.engine = engine
         self.writer = writer
+        self.write_left_running = False
 
     def _setup_logging(self) -> None:
         super()._setup_logging()
@@ -92,6 +95,7 @@ class _Worker(faust.Worker):
         try:
             await asyncio.wait_for(self.writer.flush(), limit)
         except TimeoutError:
+            self.write_left_running = True
             # Nothing is lost: rows are acked to Kafka only once written, so their records are read again.
             log.error(
                 "ClickHouse did not take the %d buffered rows within %.0f s (COEX_WORKER_SHUTDOWN_FLUSH_S); "
@@ -129,6 +133,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.set_event_loop(loop)
     log_created(loop.run_until_complete(ensure_topics(settings)))
     loop.run_until_complete(ensure_tick_topic(settings))
+    reconfigured = loop.run_until_complete(ensure_changelog_configs(settings, TABLES))
+    if reconfigured:
+        log.info("changelog topics set to be compacted soon: %s", ", ".join(reconfigured))
     writer = BatchWriter(
         engine,
         batch_rows=settings.sink_batch_rows,
@@ -152,10 +159,16 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         loglevel=level.lower(),
         quiet=True,
     )
+    code = 0
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:
-        return int(exc.code or 0)
+        code = int(exc.code or 0)
     finally:
         helper.stop()
-    return 0
+    if worker.write_left_running:
+        # Its thread waits on an engine that does not answer (a frozen owner: up to the HTTP
+        # timeout), and the interpreter would join it before exiting.
+        logging.shutdown()
+        os._exit(code)
+    return code

@@ -28,7 +28,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from coex.settings import Settings
 from sinks.remote import connect_owner
+from streams.processor import TABLES
+from streams.topics import ensure_changelog_configs
 from streams.worker import STOP_GRACE_S
 from tests.integration.broker_kit import Broker, free_port
 from tests.unit.test_processor import (
@@ -571,6 +574,9 @@ async def test_a_worker_killed_while_another_runs_hands_its_partitions_over_with
     assert state == expected
     assert _partition_of(PNID) in _active_partitions(cluster, survivor)
     assert resumed < RESUME_BOUND_S and exact < EXACT_BOUND_S, f"{resumed:.1f} s, {exact:.1f} s; see {cluster.logs}"
+    # What the survivor restored from is compacted within minutes (streams/topics.py).
+    settings = Settings(kafka_bootstrap=cluster.bootstrap, worker_group=cluster.group)
+    assert await ensure_changelog_configs(settings, TABLES) == []
 
 
 @pytest.mark.timeout(300)
@@ -596,3 +602,29 @@ async def test_a_worker_that_served_the_engine_killed_mid_import_leaves_its_peer
     assert cluster.count_log("w2", TOOK_OVER) == 1
     assert (await asyncio.to_thread(cluster.engine)).owner.pid == peer.pid
     assert resumed < RESUME_BOUND_S and exact < EXACT_BOUND_S, f"{resumed:.1f} s, {exact:.1f} s; see {cluster.logs}"
+
+
+@pytest.mark.timeout(200)
+async def test_a_worker_stopped_while_its_engine_owner_does_not_answer_exits_by_its_flush_limit(
+    cluster: Cluster,
+) -> None:
+    # The owner lives (frozen), so no peer may take the engine over; a stop waits for its rows only
+    # COEX_WORKER_SHUTDOWN_FLUSH_S; they are read again at the next start.
+    cluster.extra_env["COEX_WORKER_SHUTDOWN_FLUSH_S"] = "2"
+    await asyncio.to_thread(cluster.serve_engine)
+    assert cluster.owner is not None
+    worker = cluster.start("w1")
+    await asyncio.to_thread(cluster.wait_log, "w1", READY)
+    cluster.owner.send_signal(signal.SIGSTOP)
+    try:
+        await _produce(cluster.bootstrap, records(deliveries(build_scenario(), seed=5), cluster.prefix))
+        # Processed; its write waits on the frozen owner.
+        await asyncio.to_thread(cluster.wait_log, "w1", "business offboarded")
+        await asyncio.sleep(2)
+        started = time.monotonic()
+        await asyncio.to_thread(cluster.stop, worker)
+        assert worker.returncode == 0 and time.monotonic() - started < 20, f"see {cluster.logs}"
+        assert cluster.count_log("w1", "exiting without them") == 1
+        assert cluster.count_log("w1", TOOK_OVER) == 0
+    finally:
+        cluster.owner.send_signal(signal.SIGCONT)
