@@ -27,6 +27,7 @@ from typing import TextIO
 from coex import kafka_local
 from coex.dev_secret import dev_secret_path, ensure_dev_secret
 from coex.ports import port_free, web_port
+from coex.redact import redact_url, scrub
 from coex.settings import Settings
 
 log = logging.getLogger("coex.dev")
@@ -221,7 +222,7 @@ def banner(settings: Settings, secret_from_file: bool) -> str:
             *([f"  api docs  http://127.0.0.1:{port}/docs"] if settings.ingest_docs else []),
             f"  metrics   http://127.0.0.1:{port}/metrics (ingest)   {worker_metrics}",
             f"  kafka     {settings.kafka_bootstrap}",
-            f'  sql       coex sql "SELECT count() FROM messages FINAL"   ({settings.clickhouse_url})',
+            f'  sql       coex sql "SELECT count() FROM messages FINAL"   ({redact_url(settings.clickhouse_url)})',
             "  traffic   coex simulate --businesses 3 --messages 2000",
             f"  logs      {settings.data_dir / 'logs'}",
             "  Ctrl-C stops everything.",
@@ -285,7 +286,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
                 try:
                     lines = status_lines(settings)
                 except Exception as exc:  # the worker may still be starting
-                    log.debug("status not available yet: %s", exc)
+                    log.debug("status not available yet: %s", scrub(str(exc), settings.clickhouse_url))
                     lines = shown
                 stamp = time.strftime("%H:%M:%S")
                 # Only the businesses whose line changed since the last print.

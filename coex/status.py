@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coex.lag import business_lag, fetch_lag
+from coex.redact import redact_url, scrub
 from coex.settings import Settings
 
 QueryRows = Callable[[str], list[tuple[Any, ...]]]
@@ -208,7 +209,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             engine.close()
     except Exception as exc:  # any failure to reach or read ClickHouse ends the command the same way
-        sys.stderr.write(f"coex status: cannot read ClickHouse ({settings.clickhouse_url}): {exc}\n")
+        url = settings.clickhouse_url
+        sys.stderr.write(scrub(f"coex status: cannot read ClickHouse ({redact_url(url)}): {exc}\n", url))
         return 1
     lag = asyncio.run(fetch_lag(settings)) if rows else None
     add_lag(rows, lag)

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import sys
 
+from coex.redact import redact_url, scrub
 from coex.settings import Settings
 from sinks.engine import Engine, check_identifier, open_engine
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
@@ -65,25 +66,28 @@ def _ensure_topics(settings: Settings) -> list[str]:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     out = sys.stdout
+    url = redact_url(settings.clickhouse_url)
+
+    def fail(line: str) -> int:
+        sys.stderr.write(scrub(line, settings.clickhouse_url) + "\n")
+        return 1
+
     try:
         engine = open_engine(settings)
     except Exception as exc:
-        sys.stderr.write(f"coex migrate: ClickHouse {settings.clickhouse_url}: {exc}\n")
-        return 1
+        return fail(f"coex migrate: ClickHouse {url}: {exc}")
     try:
         applied = apply_migrations(engine, settings.clickhouse_database)
     except StatementRefused:
-        sys.stderr.write(
-            f"coex migrate: another process serves the embedded ClickHouse {settings.clickhouse_url} and "
-            "schema changes do not go through it; stop that process and run `coex migrate` again\n"
+        return fail(
+            f"coex migrate: another process serves the embedded ClickHouse {url} and "
+            "schema changes do not go through it; stop that process and run `coex migrate` again"
         )
-        return 1
     except Exception as exc:
-        sys.stderr.write(f"coex migrate: ClickHouse {settings.clickhouse_url}: {exc}\n")
-        return 1
+        return fail(f"coex migrate: ClickHouse {url}: {exc}")
     finally:
         engine.close()
-    where = f"{settings.clickhouse_url} database {settings.clickhouse_database}"
+    where = f"{url} database {settings.clickhouse_database}"
     if applied:
         out.write(f"ClickHouse {where}: applied {', '.join(applied)}\n")
     else:

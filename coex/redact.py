@@ -1,0 +1,37 @@
+"""Secrets out of what coex prints: the password of a `COEX_CLICKHOUSE_URL`.
+
+`redact_url` is how a URL is shown; `scrub` cleans any other text (an exception from a client
+library that embeds the URL or its password) before it reaches a terminal or a log.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+MASK = "***"
+
+
+def _password(url: str) -> str:
+    try:
+        return urlsplit(url).password or ""
+    except ValueError:  # a malformed port or netloc: no password can be told apart
+        return ""
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password, if any, shown as ***; the user, host and path stay readable."""
+    if not _password(url):
+        return url
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}"))
+
+
+def scrub(text: str, url: str) -> str:
+    """`text` with `url` shown redacted and its password, as written or percent-decoded, masked."""
+    text = text.replace(url, redact_url(url))
+    password = _password(url)
+    for spelling in {password, unquote(password)} - {""}:
+        text = text.replace(spelling, MASK)
+    return text
