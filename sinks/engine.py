@@ -20,11 +20,19 @@ from typing import Any, Protocol
 import orjson
 import pyarrow as pa
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from coex.settings import Settings
 from sinks.client import open_client, parse_url
 from sinks.encode import FORMAT, serialize
-from sinks.statements import check_read_only
+from sinks.handles import HandlePool
+from sinks.statements import (
+    StatementRefused,
+    check_read_only,
+    check_read_statement,
+    check_table_insert,
+    sql_string,
+)
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +82,8 @@ class Engine(Protocol):
     ) -> bytes: ...
 
     def query_readonly(self, sql: str, fmt: str) -> bytes:
-        """An analyst's statement: read-only check, `readonly`, row and time limits."""
+        """An analyst's statement: checked on ClickHouse's parse of it, run with `readonly = 1` and
+        the row and time limits, beside other analysts' statements."""
         ...
 
     def close(self) -> None: ...
@@ -88,19 +97,55 @@ def check_identifier(name: str) -> str:
 
 PRETTY_AS_ASKED = "output_format_pretty_fallback_to_vertical"  # not in every server version
 
+# Analysts' statements that run at once on one engine (each on a handle of its own); reads of
+# peers (`coex status`, a second worker) have as many handles again.
+ANALYST_HANDLES = 4
+
+# ClickHouse refusing, by its error code: READONLY (a write, a setting changed by the query, a
+# table function that is not read-only), ACCESS_DENIED. Shown as a refusal, not a failure.
+REFUSING_CODES = frozenset({164, 497})
+
+# ClickHouse's words when a `readonly = 1` handle is asked for `SETTINGS final = 1` (CONTRACT.md's
+# way to read): the statement then runs on a handle opened with final = 1, where asking for the
+# value it already has changes nothing and passes.
+FINAL_ASKED = "Cannot modify 'final' setting in readonly mode"
+
 
 def readonly_settings(settings: Settings) -> dict[str, Any]:
-    """Limits for analyst SQL. `readonly` comes last: once set, the handle refuses further SETs.
-
-    readonly=2, not 1: analysts read with `SETTINGS final = 1` (CONTRACT.md), which readonly=1
-    refuses; 2 still refuses every write and DDL.
-    """
+    """Limits for analyst SQL. `readonly` comes last: once set, the handle refuses further SETs,
+    and a query may change no setting, so no `SETTINGS max_result_rows = 0` lifts these."""
     return {
         "max_result_rows": settings.sql_max_rows,
         "result_overflow_mode": "throw",
         "max_execution_time": settings.sql_max_seconds,
-        "readonly": 2,
+        "readonly": 1,
     }
+
+
+class AnalystHandles:
+    """One analyst's handles: `plain`, and one with final = 1 opened when a statement asks for it."""
+
+    def __init__(self, open_handle: Callable[[bool], Client]) -> None:
+        self._open = open_handle
+        self.plain = open_handle(False)
+        self.final: Client | None = None
+
+    def with_final(self) -> Client:
+        if self.final is None:
+            self.final = self._open(True)
+        return self.final
+
+    def close(self) -> None:
+        for client in (self.plain, self.final):
+            if client is not None:
+                client.close()
+
+
+def refusal(exc: Exception) -> StatementRefused | None:
+    """ClickHouse's refusal of a statement as StatementRefused; None for any other failure."""
+    if isinstance(exc, DatabaseError) and exc.code in REFUSING_CODES:
+        return StatementRefused(str(exc).strip().splitlines()[0])
+    return None
 
 
 def _unwrap(type_name: str) -> str:
@@ -153,8 +198,9 @@ class ArrowInserts:
 class ClientEngine(ArrowInserts):
     """This process's own clickhouse-connect clients: writes, reads, and a read-only one for analysts.
 
-    Reads have their own handle so a query runs while an insert does (a chdb handle serializes its
-    calls); the analyst handle is separate because `readonly` cannot be lifted once set on it. On an
+    Reads have handles of their own so a query runs while an insert does (a chdb handle serializes
+    its calls), and several side by side; analysts' handles are apart because `readonly` cannot be
+    lifted once set on them. On an
     embedded engine, Arrow tables are inserted through a chdb handle of their own that reads them in
     place: no payload to encode, spool to a file and parse (a third less time per batch, measured).
     """
@@ -167,8 +213,10 @@ class ClientEngine(ArrowInserts):
         if create_database:
             self._rw.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         self._rw.database = database
-        self._reader: Client | None = None
-        self._ro: Client | None = None
+        self._readers: HandlePool[Client] = HandlePool(self._client, ANALYST_HANDLES)
+        self._analysts: HandlePool[AnalystHandles] = HandlePool(
+            lambda: AnalystHandles(self._analyst_client), ANALYST_HANDLES
+        )
         self._arrow: Any = None  # chdb's Connection, opened on the first Arrow insert
         self._arrow_lock = threading.Lock()
 
@@ -176,6 +224,43 @@ class ClientEngine(ArrowInserts):
         client = open_client(self.url, **settings)
         client.database = self.database
         return client
+
+    def _analyst_client(self, final: bool) -> Client:
+        limits = dict(self._analyst_settings)
+        readonly = limits.pop("readonly", 1)
+        client = self._client(**limits)
+        if PRETTY_AS_ASKED in client.server_settings:
+            # A wide result asked for as a table stays a table (ClickHouse turns it Vertical).
+            client.set_client_setting(PRETTY_AS_ASKED, 0)
+        if final:
+            client.set_client_setting("final", 1)
+        client.set_client_setting("readonly", readonly)
+        return client
+
+    @staticmethod
+    def _parse(client: Client, sql: str, *, reading: bool) -> tuple[str, str]:
+        """(the statement in ClickHouse's canonical spelling, its EXPLAIN AST), both from the engine's
+        parser and neither running it: the statement goes in as a string literal, and formatQuery
+        refuses more than one statement."""
+        answer = client.raw_query(f"SELECT formatQuery({sql_string(sql)})", fmt="TSVRaw")
+        canonical = answer.decode().rstrip("\n")
+        if reading:
+            check_read_statement(canonical)
+        return canonical, client.raw_query(f"EXPLAIN AST {canonical}", fmt="TSVRaw").decode()
+
+    def checked_read(self, sql: str) -> str:
+        """`sql` in canonical spelling when it only reads, else StatementRefused (peers' reads)."""
+        with self._readers.take() as reader:
+            canonical, tree = self._parse(reader, sql, reading=True)
+        check_read_only(canonical, tree)
+        return canonical
+
+    def checked_insert(self, sql: str, tables: frozenset[str]) -> str:
+        """`sql` in canonical spelling when it is an INSERT ... SELECT into one of `tables`."""
+        with self._readers.take() as reader:
+            canonical, tree = self._parse(reader, sql, reading=False)
+        check_table_insert(tree, tables, self.database)
+        return canonical
 
     @property
     def embedded_path(self) -> str:
@@ -222,9 +307,8 @@ class ClientEngine(ArrowInserts):
         parameters: Mapping[str, Any] | None = None,
         settings: Mapping[str, Any] | None = None,
     ) -> bytes:
-        if self._reader is None:
-            self._reader = self._client()
-        return self._reader.raw_query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}), fmt=fmt)
+        with self._readers.take() as reader:
+            return reader.raw_query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}), fmt=fmt)
 
     def query_rows(
         self,
@@ -236,19 +320,30 @@ class ClientEngine(ArrowInserts):
         return decode_rows(self.query_raw(sql, ROWS_FORMAT, parameters, merged))
 
     def query_readonly(self, sql: str, fmt: str) -> bytes:
-        statement = check_read_only(sql)
-        if self._ro is None:
-            self._ro = self._client(**self._analyst_settings)
-        settings = {}
-        if fmt.startswith("Pretty") and PRETTY_AS_ASKED in self._ro.server_settings:
-            # A wide result asked for as a table stays a table (ClickHouse turns it Vertical).
-            settings[PRETTY_AS_ASKED] = 0
-        return self._ro.raw_query(statement, fmt=fmt, settings=settings)
+        try:
+            with self._analysts.take() as handles:
+                client = handles.plain
+                try:
+                    canonical, tree = self._parse(client, sql, reading=True)
+                except DatabaseError as exc:
+                    if FINAL_ASKED not in str(exc):
+                        raise
+                    client = handles.with_final()
+                    canonical, tree = self._parse(client, sql, reading=True)
+                check_read_only(canonical, tree)
+                # The canonical text runs: what was checked is what ClickHouse executes.
+                return client.raw_query(canonical, fmt=fmt)
+        except DatabaseError as exc:
+            refused = refusal(exc)
+            if refused is not None:
+                raise refused from exc
+            raise
 
     def close(self) -> None:
-        for client in (self._ro, self._reader):
-            if client is not None:
-                client.close()
+        for handles in self._analysts.drain():
+            handles.close()
+        for client in self._readers.drain():
+            client.close()
         with self._arrow_lock:
             if self._arrow is not None:
                 self._arrow.close()

@@ -3,7 +3,9 @@
 `async with serve_engine(engine, settings):` listens on 127.0.0.1:`settings.sql_port` (any free
 port when that one is taken), writes `<engine path>/.coex-owner.json` and removes it on exit.
 Peers (`coex sql`, a second worker) find it through `open_engine`. Every request carries the token
-from the owner file; reads must pass the read-only check; writes must be INSERTs into coex tables.
+from the owner file; reads must pass the read-only check; writes must be INSERTs into coex tables
+(both judged on the engine's own parse, sinks/statements.py). Analysts' statements run on threads
+of their own, side by side, so a slow one holds up neither the others nor the peers' writes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -23,10 +26,10 @@ from aiohttp import web
 
 from coex.settings import Settings
 from sinks.encode import FORMAT, deserialize
-from sinks.engine import ClientEngine, check_identifier
+from sinks.engine import ANALYST_HANDLES, ClientEngine, check_identifier
 from sinks.owner import Owner, remove_owner, write_owner
 from sinks.remote import REFUSED, SETTINGS_HEADER, TOKEN_HEADER
-from sinks.statements import StatementRefused, check_read_only, check_table_insert
+from sinks.statements import StatementRefused
 from sinks.tables import WRITABLE_TABLES, columns
 
 log = logging.getLogger(__name__)
@@ -51,9 +54,10 @@ def _peer_settings(raw: Any) -> dict[str, Any]:
 
 
 class EngineEndpoint:
-    def __init__(self, engine: ClientEngine, token: str) -> None:
+    def __init__(self, engine: ClientEngine, token: str, analysts: ThreadPoolExecutor) -> None:
         self.engine = engine
         self.token = token
+        self.analysts = analysts
 
     @web.middleware
     async def guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -82,21 +86,22 @@ class EngineEndpoint:
         body = orjson.loads(await request.read())
         self._same_database(body.get("database"))
         sql, fmt = str(body["sql"]), str(body["format"])
-        check_read_only(sql)
         if body.get("analyst", True):
-            result = await asyncio.to_thread(self.engine.query_readonly, sql, fmt)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self.analysts, self.engine.query_readonly, sql, fmt)
         else:
+            statement = await asyncio.to_thread(self.engine.checked_read, sql)
             result = await asyncio.to_thread(
-                self.engine.query_raw, sql, fmt, body.get("parameters") or {}, body.get("settings") or {}
+                self.engine.query_raw, statement, fmt, body.get("parameters") or {}, body.get("settings") or {}
             )
         return web.Response(body=result)
 
     async def command(self, request: web.Request) -> web.Response:
         body = orjson.loads(await request.read())
         self._same_database(body.get("database"))
-        sql = str(body["sql"])
-        check_table_insert(sql, WRITABLE_TABLES, self.engine.database)
-        await asyncio.to_thread(self.engine.command, sql, _peer_settings(body.get("settings") or {}))
+        settings = _peer_settings(body.get("settings") or {})
+        statement = await asyncio.to_thread(self.engine.checked_insert, str(body["sql"]), WRITABLE_TABLES)
+        await asyncio.to_thread(self.engine.command, statement, settings)
         return web.Response(status=204)
 
     async def insert(self, request: web.Request) -> web.Response:
@@ -155,7 +160,8 @@ async def serve_engine(engine: ClientEngine, settings: Settings) -> AsyncIterato
         raise ValueError("serve_engine is for an embedded engine (chdb:///path); servers need no endpoint")
     sock = _listen(settings.sql_port)
     owner = Owner(pid=os.getpid(), port=sock.getsockname()[1], token=secrets.token_hex(16))
-    runner = web.AppRunner(EngineEndpoint(engine, owner.token).app(), access_log=None)
+    analysts = ThreadPoolExecutor(ANALYST_HANDLES, thread_name_prefix="coex-sql")
+    runner = web.AppRunner(EngineEndpoint(engine, owner.token, analysts).app(), access_log=None)
     await runner.setup()
     try:
         await web.SockSite(runner, sock).start()
@@ -168,3 +174,4 @@ async def serve_engine(engine: ClientEngine, settings: Settings) -> AsyncIterato
     finally:
         await runner.cleanup()
         sock.close()
+        analysts.shutdown(wait=False, cancel_futures=True)

@@ -1,8 +1,9 @@
 """`coex sql "SELECT ..." --format F`: read-only SQL against the configured ClickHouse.
 
 Works against a server, against an embedded engine a running worker owns (through its endpoint),
-or by opening the engine folder when nobody owns it. The result bytes go to stdout as ClickHouse
-formats them. Exit 2 when the statement is refused (not read-only), 1 when it fails.
+or by opening the engine folder when nobody owns it. The engine that runs the statement judges it
+(sinks/engine.py `query_readonly`). The result bytes go to stdout as ClickHouse formats them. Exit 2
+when the statement is refused (not read-only), 1 when it fails. No output shows the URL's password.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ import argparse
 import re
 import sys
 
+from coex.redact import redact_url, scrub
 from coex.settings import Settings
 from sinks.engine import open_engine
-from sinks.statements import StatementRefused, check_read_only, split_format
+from sinks.statements import StatementRefused, split_format
 
 EXIT_FAILED = 1
 EXIT_REFUSED = 2
@@ -38,29 +40,33 @@ def innermost(line: str) -> str:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    url = settings.clickhouse_url
+
+    def say(line: str) -> None:
+        sys.stderr.write(scrub(line, url) + "\n")
+
     try:
         statement, inline_format = split_format(args.query)
-        statement = check_read_only(statement)
     except StatementRefused as exc:
-        sys.stderr.write(f"coex sql: refused: {exc}\n")
+        say(f"coex sql: refused: {exc}")
         return EXIT_REFUSED
     try:
         engine = open_engine(settings, create_database=False)
     except Exception as exc:
-        sys.stderr.write(f"coex sql: cannot open ClickHouse {settings.clickhouse_url}: {one_line(exc)}\n")
+        say(f"coex sql: cannot open ClickHouse {redact_url(url)}: {one_line(exc)}")
         return EXIT_FAILED
     try:
         result = engine.query_readonly(statement, inline_format or args.format)
     except StatementRefused as exc:
-        sys.stderr.write(f"coex sql: refused: {one_line(exc)}\n")
+        say(f"coex sql: refused: {one_line(exc)}")
         return EXIT_REFUSED
     except Exception as exc:
         hint = ""
         if "TOO_MANY_ROWS" in str(exc):
             hint = f" (results stop at COEX_SQL_MAX_ROWS={settings.sql_max_rows:,} rows; raise it to export more)"
         elif "UNKNOWN_DATABASE" in str(exc):
-            hint = f" (no schema at {settings.clickhouse_url} yet: run `coex migrate`, or start `coex dev`)"
-        sys.stderr.write(f"coex sql: failed: {one_line(exc)}{hint}\n")
+            hint = f" (no schema at {redact_url(url)} yet: run `coex migrate`, or start `coex dev`)"
+        say(f"coex sql: failed: {one_line(exc)}{hint}")
         return EXIT_FAILED
     finally:
         engine.close()
