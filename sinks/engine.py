@@ -228,13 +228,15 @@ class ClientEngine(ArrowInserts):
     def _analyst_client(self, final: bool) -> Client:
         limits = dict(self._analyst_settings)
         readonly = limits.pop("readonly", 1)
-        client = self._client(**limits)
-        if PRETTY_AS_ASKED in client.server_settings:
-            # A wide result asked for as a table stays a table (ClickHouse turns it Vertical).
-            client.set_client_setting(PRETTY_AS_ASKED, 0)
-        if final:
-            client.set_client_setting("final", 1)
-        client.set_client_setting("readonly", readonly)
+        client = self._client()
+        # A wide result asked for as a table stays a table (ClickHouse turns it Vertical).
+        wanted = {**limits, PRETTY_AS_ASKED: 0, **({"final": 1} if final else {}), "readonly": readonly}
+        for name, value in wanted.items():
+            known = client.server_settings.get(name)
+            # A server's own profile for this user may fix a setting (a `readonly = 2` analyst
+            # user, deploy/clickhouse-cluster.md); it then holds. PRETTY_AS_ASKED is not in every version.
+            if known is not None and not known.readonly:
+                client.set_client_setting(name, value)
         return client
 
     @staticmethod

@@ -178,6 +178,7 @@ def test_a_query_cannot_lift_the_analyst_limits(engine: ClientEngine, clause: st
 def test_the_row_limit_holds(engine: ClientEngine) -> None:
     assert "TOO_MANY_ROWS" in outcome(engine, "SELECT number FROM numbers(5000)")
     assert outcome(engine, "SELECT count() FROM numbers(5000)") == "5000\n"
+    assert outcome(engine, "SELECT getSetting('readonly'), getSetting('max_execution_time')") == "1\t60\n"
 
 
 def test_reads_with_final_as_the_contract_says(engine: ClientEngine) -> None:
