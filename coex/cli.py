@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from coex.logs import hold_back_repeats
+from coex.redact import scrub_logs
 from coex.settings import Settings
 
 # command -> "module:function"; imported only when that command runs, so `coex sql` never
@@ -81,6 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     hold_back_repeats()
     settings = Settings()
+    scrub_logs(settings.clickhouse_url)
     try:
         return resolve(args.command)(settings, args)
     except KeyboardInterrupt:

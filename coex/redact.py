@@ -1,11 +1,13 @@
 """Secrets out of what coex prints: the password of a `COEX_CLICKHOUSE_URL`.
 
 `redact_url` is how a URL is shown; `scrub` cleans any other text (an exception from a client
-library that embeds the URL or its password) before it reaches a terminal or a log.
+library that embeds the URL or its password) before it reaches a terminal, and `scrub_logs` every
+log line the `coex` command writes.
 """
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 MASK = "***"
@@ -35,3 +37,23 @@ def scrub(text: str, url: str) -> str:
     for spelling in {password, unquote(password)} - {""}:
         text = text.replace(spelling, MASK)
     return text
+
+
+class ScrubbedFormatter(logging.Formatter):
+    """A log handler's formatter whose lines (tracebacks included) are scrubbed of `url`'s password."""
+
+    def __init__(self, inner: logging.Formatter, url: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._url = url
+
+    def format(self, record: logging.LogRecord) -> str:
+        return scrub(self._inner.format(record), self._url)
+
+
+def scrub_logs(url: str) -> None:
+    """Scrub every line the root logger's handlers write (a client library may log the URL)."""
+    if not _password(url):
+        return
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(ScrubbedFormatter(handler.formatter or logging.Formatter(), url))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import logging
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from coex.dev import banner
-from coex.redact import redact_url, scrub
+from coex.redact import redact_url, scrub, scrub_logs
 from coex.settings import Settings
 
 
@@ -41,3 +44,24 @@ def test_the_dev_banner_shows_no_password() -> None:
     settings = Settings(_env_file=None, clickhouse_url="http://analyst:s3cretpw@127.0.0.1:8123")
     shown = banner(settings, secret_from_file=True)
     assert "s3cretpw" not in shown and "analyst:***@127.0.0.1:8123" in shown
+
+
+def test_log_lines_are_scrubbed() -> None:
+    url = "http://analyst:s3cretpw@127.0.0.1:8123"
+    root = logging.getLogger()
+    handler = logging.StreamHandler(io.StringIO())
+    root.addHandler(handler)
+    formatters = {h: h.formatter for h in root.handlers}
+    try:
+        scrub_logs(url)
+        try:
+            raise ConnectionError(f"cannot reach {url}")
+        except ConnectionError:
+            logging.getLogger("clickhouse_connect").exception("driver failed with password s3cretpw")
+        assert isinstance(handler.stream, io.StringIO)
+        written = handler.stream.getvalue()
+    finally:
+        for h, formatter in formatters.items():
+            h.setFormatter(formatter)
+        root.removeHandler(handler)
+    assert "s3cretpw" not in written and "analyst:***@127.0.0.1:8123" in written
