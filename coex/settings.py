@@ -8,13 +8,15 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from coex.redact import redact_url
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="COEX_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # The contract's variables.
     kafka_bootstrap: str = "127.0.0.1:9092"
-    clickhouse_url: str = "chdb:///./.coex/clickhouse"
+    clickhouse_url: str = Field(default="chdb:///./.coex/clickhouse", repr=False)  # may hold a password
     clickhouse_database: str = "coex"
     app_secret: SecretStr | None = None
     verify_token: SecretStr | None = None
@@ -78,7 +80,7 @@ class Settings(BaseSettings):
 
     def masked(self) -> dict[str, object]:
         """Settings as a dict, safe to log."""
-        return self.model_dump(mode="json")
+        return {**self.model_dump(mode="json"), "clickhouse_url": redact_url(self.clickhouse_url)}
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

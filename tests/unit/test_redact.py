@@ -65,3 +65,9 @@ def test_log_lines_are_scrubbed() -> None:
             h.setFormatter(formatter)
         root.removeHandler(handler)
     assert "s3cretpw" not in written and "analyst:***@127.0.0.1:8123" in written
+
+
+def test_settings_show_no_password() -> None:
+    settings = Settings(_env_file=None, clickhouse_url="http://analyst:s3cretpw@127.0.0.1:8123")
+    assert "s3cretpw" not in repr(settings) + str(settings) + str(settings.masked())
+    assert settings.masked()["clickhouse_url"] == "http://analyst:***@127.0.0.1:8123"
