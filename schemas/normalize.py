@@ -164,7 +164,9 @@ def normalize_value(
     if reader is None:
         pnid, business = _loose_metadata(value)
         return Normalized(field, pnid, waba_id, business)
-    occurred_at = entry_time if entry_time is not None else int(received_at)
+    # An entry time no DateTime holds (a signed delivery may say 2**64 - 1) would fail every insert
+    # of its batch: the arrival dates the change then, as when the time is absent.
+    occurred_at = entry_time if entry_time is not None and 0 <= entry_time <= MAX_UINT32 else int(received_at)
     try:
         return reader(field, value, waba_id, occurred_at)
     except _Bad as bad:

@@ -54,7 +54,7 @@ MISSING = object()
 UNKNOWN = object()
 VARIANTS: dict[type, list[Any]] = {
     str: [12345, None, MISSING, [], {}, HUGE, "", "\u0000\ufffd"],
-    int: ["12345", "not a number", None, MISSING, HUGE, -1, 2**64, 1.5, True],
+    int: ["12345", "not a number", None, MISSING, HUGE, -1, 2**64 - 1, 2**64, 1.5, True],
     bool: ["true", None, MISSING, 1],
     list: [None, MISSING, "x", {}, 7, [None], [[]]],
     dict: [None, MISSING, "x", [], 7, UNKNOWN],
@@ -273,6 +273,11 @@ def special_cases() -> list[Case]:
     at_limit["entry"][0]["changes"][0]["value"]["history"][0]["threads"][0]["messages"][0]["text"]["x"] = nested(
         jsontext.MAX_DEPTH - 13
     )
+    account = SPEC / "account_update_example.json"
+    times = {"6003": 2**64 - 1, "6004": 2**63, "6005": -(2**63), "6006": 2**40}
+    dated = [identify(orjson.loads(account.read_bytes()), waba, waba) for waba in times]
+    for doc, at in zip(dated, times.values(), strict=True):
+        doc["entry"][0]["time"] = at
     unknown_kind = identify(orjson.loads((SPEC / "smb_message_echoes_example.json").read_bytes()), "6002", "6002")
     unknown_kind["entry"][0]["changes"][0]["field"] = "some_future_field"
     bodies: list[tuple[str, bytes, str, frozenset[int]]] = [
@@ -288,6 +293,10 @@ def special_cases() -> list[Case]:
         ("a byte not UTF-8 in a text", not_utf8, "600000000000003", frozenset({200})),
         ("a lone surrogate in a text", surrogate, "600000000000002", frozenset({200})),
         ("an unknown kind", dumps(unknown_kind), "6002", frozenset({200})),
+        *(
+            (f"an entry time of {at}", dumps(doc), waba, frozenset({200}))
+            for doc, (waba, at) in zip(dated, times.items(), strict=True)
+        ),
         ("a message nested 500 deep beside another change", jsontext.dumps(two_deep), "600000000000004",
          frozenset({200})),
         ("a message as deep as orjson reads", jsontext.dumps(at_limit), "600000000000005", frozenset({200})),
@@ -439,6 +448,11 @@ async def test_the_bad_input_corpus_gets_its_http_codes_and_dead_letters_and_val
 
     await asyncio.to_thread(wait_until, pipeline, "the corpus never settled", settled)
     assert all(error for _, error in want_letters)
+    # An entry time no DateTime holds dates the event by its arrival.
+    events = pipeline.rows(
+        "SELECT waba_id, event_at > now() - 3600 FROM account_events FINAL WHERE waba_id LIKE '600_'"
+    )
+    assert sorted(events) == [("6003", 1), ("6004", 1), ("6005", 1), ("6006", 1)]
     assert "wamid.unsigned" not in {r[0] for r in pipeline.rows("SELECT message_id FROM messages FINAL")}
     # A non-UTF-8 byte or a lone surrogate in a text lands as U+FFFD.
     texts = pipeline.rows(
