@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,15 +39,18 @@ def secret_file(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.fixture
-def engine(clickhouse_url: str, ch_database: str) -> Iterator[ClientEngine]:
-    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=ch_database, sql_max_rows=1000)
+@pytest.fixture(scope="module")
+def engine(clickhouse_url: str) -> Iterator[ClientEngine]:
+    """The session's embedded engine, a database of this module's own (only reads, but for one test)."""
+    database = f"coex_guard_{uuid.uuid4().hex[:10]}"
+    settings = Settings(clickhouse_url=clickhouse_url, clickhouse_database=database, sql_max_rows=1000)
     opened = open_engine(settings)
     assert isinstance(opened, ClientEngine)
-    apply_migrations(opened, ch_database)
+    apply_migrations(opened, database)
     try:
         yield opened
     finally:
+        opened.command(f"DROP DATABASE IF EXISTS {database} SYNC")
         opened.close()
 
 
@@ -299,7 +303,7 @@ def test_fuzzed_spellings_never_return_the_host_s_file(engine: ClientEngine, sec
 
 def test_a_slow_statement_holds_up_no_other(engine: ClientEngine) -> None:
     slow_result: list[str] = []
-    slow = threading.Thread(target=lambda: slow_result.append(outcome(engine, SLOW)))
+    slow = threading.Thread(target=lambda: slow_result.append(outcome(engine, slow_statement(2))))
     slow.start()
     try:
         time.sleep(1.0)  # the slow statement is running
@@ -311,9 +315,11 @@ def test_a_slow_statement_holds_up_no_other(engine: ClientEngine) -> None:
     assert slow_result == ["0\n"]
 
 
-# About 12 s, in one pipeline (sleep() refuses more than 3 s per call; distinct arguments keep
-# ClickHouse from sharing the calls).
-SLOW = "SELECT " + " + ".join(f"sleep({3 - i / 100})" for i in range(4))
+def slow_statement(calls: int) -> str:
+    """About 3 s a call, in one pipeline (sleep() refuses more than 3 s per call; distinct arguments
+    keep ClickHouse from sharing the calls)."""
+    return "SELECT " + " + ".join(f"sleep({3 - i / 100})" for i in range(calls))
+
 
 OWNER = textwrap.dedent(
     """
@@ -385,7 +391,8 @@ def test_coex_sql_through_the_owner_reads_no_file_and_no_token(owner: dict[str, 
 
 
 def test_a_slow_coex_sql_holds_up_neither_another_nor_coex_status(owner: dict[str, str]) -> None:
-    slow = subprocess.Popen([COEX, "sql", SLOW, "--format", "CSV"], env=owner, stdout=subprocess.PIPE, text=True)
+    argv = [COEX, "sql", slow_statement(4), "--format", "CSV"]
+    slow = subprocess.Popen(argv, env=owner, stdout=subprocess.PIPE, text=True)
     try:
         time.sleep(1.5)  # the owner runs it by now
         quick = coex(owner, "sql", "SELECT message_id FROM messages FINAL", "--format", "CSV")
