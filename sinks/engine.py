@@ -28,6 +28,7 @@ from sinks.encode import FORMAT, serialize
 from sinks.handles import HandlePool
 from sinks.statements import (
     StatementRefused,
+    check_format,
     check_read_only,
     check_read_statement,
     check_table_insert,
@@ -310,7 +311,9 @@ class ClientEngine(ArrowInserts):
         settings: Mapping[str, Any] | None = None,
     ) -> bytes:
         with self._readers.take() as reader:
-            return reader.raw_query(sql, parameters=dict(parameters or {}), settings=dict(settings or {}), fmt=fmt)
+            return reader.raw_query(
+                sql, parameters=dict(parameters or {}), settings=dict(settings or {}), fmt=check_format(fmt)
+            )
 
     def query_rows(
         self,
@@ -322,6 +325,7 @@ class ClientEngine(ArrowInserts):
         return decode_rows(self.query_raw(sql, ROWS_FORMAT, parameters, merged))
 
     def query_readonly(self, sql: str, fmt: str) -> bytes:
+        check_format(fmt)
         try:
             with self._analysts.take() as handles:
                 client = handles.plain

@@ -42,6 +42,7 @@ _FUNCTION = re.compile(r"^Function (?P<name>[A-Za-z_][A-Za-z0-9_]*)(?: \(alias .
 _ANY_FUNCTION = re.compile(r"^ *Function (?P<name>\S+)")
 _FIRST_WORD = re.compile(r"\W*(\w+)")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_FORMAT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+([A-Za-z_][A-Za-z0-9_]*)\s*(?:;\s*)*$", re.IGNORECASE)
 
 
@@ -58,6 +59,14 @@ class Node:
     @property
     def line(self) -> str:
         return f"{self.kind}{self.rest}"
+
+
+def check_format(name: str) -> str:
+    """An output format's name, else StatementRefused: the client appends `FORMAT <name>` to the
+    statement, so anything but a name would be more SQL."""
+    if _FORMAT_NAME.fullmatch(name) is None:
+        raise StatementRefused(f"{name!r} is not an output format name")
+    return name
 
 
 def sql_string(text: str) -> str:

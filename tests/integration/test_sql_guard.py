@@ -152,6 +152,14 @@ def test_no_table_function_reaches_a_loopback_service(
     assert hits == [] and SECRET not in seen
 
 
+@pytest.mark.parametrize("fmt", ["CSV; SELECT file('{p}')", "CSV\nSELECT file('{p}')", "CSV SETTINGS readonly = 0"])
+def test_the_output_format_is_a_name_and_nothing_more(engine: ClientEngine, secret_file: Path, fmt: str) -> None:
+    with pytest.raises(StatementRefused, match="not an output format name"):
+        engine.query_readonly("SELECT 1", fmt.format(p=secret_file))
+    with pytest.raises(StatementRefused, match="not an output format name"):
+        engine.query_raw("SELECT 1", fmt.format(p=secret_file))
+
+
 def test_into_outfile_writes_no_file(engine: ClientEngine, tmp_path: Path) -> None:
     for i, statement in enumerate(
         ["SELECT 1 INTO OUTFILE '{}'", "SHOW TABLES INTO OUTFILE '{}'", "EXPLAIN SELECT 1 INTO OUTFILE '{}'"]
@@ -384,6 +392,10 @@ def test_coex_sql_through_the_owner_reads_no_file_and_no_token(owner: dict[str, 
         "SELECT count() FROM numbers(10) SETTINGS max_result_rows = 0",
     ):
         done = coex(owner, "sql", statement)
+        assert done.returncode == 2 and done.stderr.startswith("coex sql: refused:"), (statement, done.stderr)
+        assert SECRET not in done.stdout + done.stderr and token not in done.stdout + done.stderr
+    for fmt in (f"CSV; SELECT file('{secret_file}')", f"CSV; SELECT * FROM file('{engine_path / '.coex-owner.json'}')"):
+        done = coex(owner, "sql", "SELECT 1", "--format", fmt)
         assert done.returncode == 2 and done.stderr.startswith("coex sql: refused:"), (statement, done.stderr)
         assert SECRET not in done.stdout + done.stderr and token not in done.stdout + done.stderr
     final = coex(owner, "sql", "SELECT count() FROM messages SETTINGS final = 1", "--format", "CSV")
