@@ -10,7 +10,8 @@ siblings land.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import sys
 from typing import Any
 
 import orjson
@@ -19,6 +20,8 @@ import orjson
 MAX_DEPTH = 1024
 # orjson.dumps refuses an object nested deeper: the most a stored `raw` column holds.
 ROW_DEPTH = 254
+# Levels a record adds around a delivery or a change (schemas/routing.py), with room to spare.
+_WRAPPER_LEVELS = 16
 
 
 def too_deep(exc: orjson.JSONDecodeError) -> bool:
@@ -27,41 +30,19 @@ def too_deep(exc: orjson.JSONDecodeError) -> bool:
 
 
 def dumps(value: Any) -> bytes:
-    """Compact JSON of a value decoded from JSON, however deep (orjson.dumps alone stops past
-    ROW_DEPTH): orjson writes every part it can, and the levels above the too-deep parts are joined
-    here, without recursion."""
+    """Compact JSON of a value decoded from JSON, however deep: orjson's, or where it stops (past
+    ROW_DEPTH) the standard library's, which recursion alone limits (raised here for the call).
+
+    Valid JSON of the same value either way; not always the same bytes (a float's spelling)."""
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
         if type(value) is not dict and type(value) is not list:
             raise
-    out: list[bytes] = []
-    # The parts left to write of each open container, outermost first, with its closing bracket.
-    stack: list[tuple[Iterator[tuple[bytes, Any]], bytes]] = []
-    _open(value, out, stack)
-    while stack:
-        parts, close = stack[-1]
-        part = next(parts, None)
-        if part is None:
-            out.append(close)
-            stack.pop()
-            continue
-        prefix, item = part
-        out.append(prefix)
-        try:
-            out.append(orjson.dumps(item))
-        except orjson.JSONEncodeError:
-            if type(item) is not dict and type(item) is not list:
-                raise
-            _open(item, out, stack)
-    return b"".join(out)
-
-
-def _open(value: Any, out: list[bytes], stack: list[tuple[Iterator[tuple[bytes, Any]], bytes]]) -> None:
-    if type(value) is dict:
-        out.append(b"{")
-        keyed = (((b"," if i else b"") + orjson.dumps(k) + b":", v) for i, (k, v) in enumerate(value.items()))
-        stack.append((keyed, b"}"))
-    else:
-        out.append(b"[")
-        stack.append((((b"," if i else b"", v) for i, v in enumerate(value)), b"]"))
+    limit = sys.getrecursionlimit()
+    # The stack so far fits the current limit; each level of JSON costs the encoder one call more.
+    sys.setrecursionlimit(limit + MAX_DEPTH + _WRAPPER_LEVELS)
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    finally:
+        sys.setrecursionlimit(limit)
