@@ -1,10 +1,9 @@
 """A table's rows cut into insert blocks that the engine takes whatever their dates.
 
 ClickHouse refuses an insert block spanning more than `max_partitions_per_insert_block` (100)
-partitions (code 252): a history chunk with messages of 120 months, or a worker's batch of webhooks
-over as many months, would never land. Each partitioned table's rows go in blocks of at most
-`MAX_PARTITIONS` of its partitions; a batch within fewer (nearly all) stays one block, told from
-the time column's extremes alone.
+partitions (code 252): a worker's batch of webhook errors over 120 months would never land. Each
+partitioned table's rows go in blocks of at most `MAX_PARTITIONS` of its partitions; a batch
+within fewer (nearly all) stays one block, told from the time column's extremes alone.
 """
 
 from __future__ import annotations
@@ -29,10 +28,9 @@ class PartitionKey:
     shortest_s: int  # the shortest partition: a span shorter than MAX_PARTITIONS - 2 of them fits
 
 
+# messages and dead_letters have one partition since migration 5.
 PARTITION_KEYS: dict[str, PartitionKey] = {
-    "messages": PartitionKey("sent_at", "month", 28 * _DAY_S),
     "webhook_errors": PartitionKey("occurred_at", "month", 28 * _DAY_S),
-    "dead_letters": PartitionKey("failed_at", "day", _DAY_S),
 }
 
 

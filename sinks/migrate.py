@@ -16,6 +16,7 @@ from coex.redact import redact_url, scrub
 from coex.settings import Settings
 from sinks.engine import Engine, check_identifier, open_engine
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
+from sinks.rebuild import Rebuild, rebuild
 from sinks.statements import StatementRefused
 
 log = logging.getLogger(__name__)
@@ -36,8 +37,8 @@ def apply_migrations(engine: Engine, database: str) -> list[str]:
     """Apply what `schema_migrations` does not list yet; returns "<version> <name>" of each applied.
 
     Idempotent, and safe when two processes race: every statement is IF NOT EXISTS and the
-    record table collapses repeated versions. Issues no DDL when up to date, so it also works
-    through an owner's endpoint (which refuses DDL).
+    record table collapses repeated versions; a rebuild picks up where a crash left it. Issues no
+    DDL when up to date, so it also works through an owner's endpoint (which refuses DDL).
     """
     check_identifier(database)
     done = applied_versions(engine, database)
@@ -49,7 +50,10 @@ def apply_migrations(engine: Engine, database: str) -> list[str]:
     applied: list[str] = []
     for migration in pending:
         for statement in migration.statements:
-            engine.command(statement.format(db=database))
+            if isinstance(statement, Rebuild):
+                rebuild(engine, database, statement)
+            else:
+                engine.command(statement.format(db=database))
         engine.command(
             f"INSERT INTO {database}.schema_migrations (version, name) VALUES ({migration.version}, '{migration.name}')"
         )

@@ -4,12 +4,15 @@ Statements use `{db}` for the database. Every table deduplicates replays: Replac
 contract key (the `version` column picks the newest, most complete row), and
 `non_replicated_deduplication_window` so a retried batch with the same `insert_deduplication_token`
 is written once. ReplacingMergeTree only collapses rows inside one partition, so a partition key is
-always a function of columns that never change for a key (a message's `sent_at`).
+always a function of the key's own columns (`webhook_errors`' `occurred_at`), or there is none.
+A change ALTER cannot make (PARTITION BY, the engine) is a `Rebuild` (sinks/rebuild.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from sinks.rebuild import Rebuild
 
 # Recent insert block ids remembered per table for token deduplication.
 _DEDUP = "non_replicated_deduplication_window = 1000"
@@ -19,7 +22,7 @@ _DEDUP = "non_replicated_deduplication_window = 1000"
 class Migration:
     version: int
     name: str
-    statements: tuple[str, ...]
+    statements: tuple[str | Rebuild, ...]
 
 
 _TABLES = (
@@ -235,11 +238,30 @@ ALTER TABLE {db}.dead_letters
 """,
 )
 
+# A key whose versions fall in two partitions has two rows under FINAL. A media follow-up's
+# timestamp may differ from its placeholder's (and the enriched row takes it), and a record that
+# fails again on another day has another `failed_at`: neither table is partitioned any more.
+# Dead letters: the newest failure wins, and rows expire one by one (a part now spans days).
+_ONE_PARTITION = (
+    Rebuild(
+        "messages",
+        f"ReplacingMergeTree(version) PARTITION BY tuple() ORDER BY (phone_number_id, message_id) SETTINGS {_DEDUP}",
+        "tuple()",
+    ),
+    Rebuild(
+        "dead_letters",
+        "ReplacingMergeTree(failed_at) PARTITION BY tuple() ORDER BY (topic, partition, offset, item) "
+        f"TTL toDateTime(failed_at) + INTERVAL 30 DAY SETTINGS ttl_only_drop_parts = 0, {_DEDUP}",
+        "tuple()",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
     Migration(3, "account_events: one row per change", _ACCOUNT_EVENT_KEY),
     Migration(4, "dead_letters: one row per bad item", _DEAD_LETTER_ITEM),
+    Migration(5, "messages, dead_letters: one partition, one row per key", _ONE_PARTITION),
 )
 
 SCHEMA_MIGRATIONS_DDL = """
