@@ -4,7 +4,8 @@ pyarrow turns the row tuples into one struct array in C++ (no per-value Python w
 transposing). The embedded engine reads that table in place (sinks/engine.py); a server and the
 owner's endpoint get it as an ArrowStream payload. ClickHouse converts Arrow types to the table's
 on insert (int64 -> UInt8/DateTime, string -> LowCardinality(String), double -> DateTime64,
-null -> Nullable). A row of the wrong length or with a value of another type fails the batch.
+null -> Nullable). A row of the wrong length or with a value of another type fails the batch;
+`rows_to_arrow_isolating` then tells those rows apart.
 """
 
 from __future__ import annotations
@@ -49,6 +50,31 @@ def rows_to_arrow(row_type: RowType, rows: Sequence[Sequence[Any]]) -> pa.Table:
     """pyarrow converts the row tuples to one struct array in C++: no per-value Python work."""
     schema = arrow_schema(row_type)
     return pa.Table.from_struct_array(pa.array(rows, type=pa.struct(schema)))
+
+
+# What pyarrow raises for a value its column's type cannot take (a str for an int, an int past 64
+# bits, bytes that are not UTF-8, a row of the wrong length).
+ENCODE_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
+def rows_to_arrow_isolating(
+    row_type: RowType, rows: Sequence[Sequence[Any]]
+) -> tuple[pa.Table, list[tuple[Sequence[Any], str]]]:
+    """The rows that encode, as one table in their order, and each row that does not with why. One
+    batched encode when every row encodes (the fast path); row by row only once that failed."""
+    try:
+        return rows_to_arrow(row_type, rows), []
+    except ENCODE_ERRORS:
+        good: list[Sequence[Any]] = []
+        bad: list[tuple[Sequence[Any], str]] = []
+    for row in rows:
+        try:
+            rows_to_arrow(row_type, [row])
+        except ENCODE_ERRORS as exc:
+            bad.append((row, f"{type(exc).__name__}: {exc}"))
+        else:
+            good.append(row)
+    return rows_to_arrow(row_type, good), bad
 
 
 def columns_to_arrow(row_type: RowType, columns: Sequence[Sequence[Any]]) -> pa.Table:

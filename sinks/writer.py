@@ -7,9 +7,10 @@ derived from one drawn per batch, so a batch retried after an ambiguous failure 
 
 A table's rows go in blocks the engine takes whatever their dates (sinks/blocks.py). A block that
 ClickHouse refuses for its rows (sinks/errors.py) is halved until the refused rows are alone; the
-others land and each refused row becomes a dead letter with ClickHouse's reason. Any other failure
-is retried as it is; once a batch has failed for `alert_after_s`, that is logged as an error and
-shown by `coex_sink_failing_seconds`.
+others land and each refused row becomes a dead letter with ClickHouse's reason; so does a row that
+pyarrow cannot encode (a value its column's type cannot take), found before ClickHouse is asked.
+Any other failure is retried as it is; once a batch has failed for `alert_after_s`, that is logged
+as an error and shown by `coex_sink_failing_seconds`.
 
 One flush writes `messages` first, then the other tables, then `message_statuses`, then carries the
 best known status into `messages` for every message touched (sinks/status_sql.py): a status that
@@ -26,6 +27,7 @@ takes both, in the order they came.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -41,7 +43,7 @@ import pyarrow as pa
 from schemas.rows import DeadLetterRow, StatusRow
 from sinks import metrics
 from sinks.blocks import partition_blocks
-from sinks.encode import arrow_schema, columns_to_arrow, rows_to_arrow
+from sinks.encode import arrow_schema, columns_to_arrow, rows_to_arrow, rows_to_arrow_isolating
 from sinks.engine import Engine
 from sinks.errors import refused
 from sinks.status_sql import any_status, apply_best_status
@@ -247,11 +249,11 @@ class BatchWriter:
         for table in batch.order():
             if table in batch.done:
                 continue
-            refused_before = len(batch.refused)
             self._write_table(batch, table)
             batch.done.add(table)
             batch.encoded.pop(table, None)
-            metrics.ROWS_WRITTEN.labels(table).inc(batch.count(table) - (len(batch.refused) - refused_before))
+            refused_here = sum(1 for letter in batch.refused if letter.topic == f"clickhouse:{table}")
+            metrics.ROWS_WRITTEN.labels(table).inc(batch.count(table) - refused_here)
         if batch.refused and REFUSED_STEP not in batch.done:
             self._write_refused(batch)
             batch.done.add(REFUSED_STEP)
@@ -270,10 +272,19 @@ class BatchWriter:
         return self.engine.query_raw(any_status(self.engine.database, token), "TabSeparated").strip() != b"0"
 
     def _encoded(self, table: str, batch: _Batch) -> pa.Table:
+        """The table's rows in Arrow, once per batch. A row pyarrow cannot encode would fail every
+        attempt: it is refused (a dead letter) like a row ClickHouse refuses, the rest goes on."""
         data = batch.encoded.get(table)
         if data is None:
-            row_type = ROW_TYPES[table]
-            parts = [rows_to_arrow(row_type, rows) if isinstance(rows, list) else rows for rows in batch.tables[table]]
+            row_type, names = ROW_TYPES[table], columns(table)
+            parts: list[pa.Table] = []
+            for rows in batch.tables[table]:
+                if not isinstance(rows, list):
+                    parts.append(rows)
+                    continue
+                encoded, poison = rows_to_arrow_isolating(row_type, rows)
+                parts.append(encoded)
+                self._refuse(batch, table, [(_as_dict(names, row), reason) for row, reason in poison], len(rows))
             data = batch.encoded[table] = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         return data
 
@@ -285,19 +296,19 @@ class BatchWriter:
             step = f"{table} block {index}"
             if step in batch.done:
                 continue
-            now = time.time()
             rows = self._insert_isolating(table, block, f"coex:{table}:{batch.token}:{index}")
-            if rows:
-                log.error(
-                    "ClickHouse refused %d of %d rows of %s, sent to dead_letters instead: %s",
-                    len(rows),
-                    block.num_rows,
-                    table,
-                    rows[0][1],
-                )
-                metrics.ROWS_REFUSED.labels(table).inc(len(rows))
-            batch.refused.extend(refused_letter(table, row, reason, now) for row, reason in rows)
+            self._refuse(batch, table, rows, block.num_rows)
             batch.done.add(step)
+
+    @staticmethod
+    def _refuse(batch: _Batch, table: str, rows: list[tuple[dict[str, Any], str]], of: int) -> None:
+        """Rows of `table` that will never be written, with why: dead letters of this batch."""
+        if not rows:
+            return
+        log.error("%d of %d rows of %s refused, sent to dead_letters instead: %s", len(rows), of, table, rows[0][1])
+        metrics.ROWS_REFUSED.labels(table).inc(len(rows))
+        now = time.time()
+        batch.refused.extend(refused_letter(table, row, reason, now) for row, reason in rows)
 
     def _insert_isolating(self, table: str, data: pa.Table, token: str) -> list[tuple[dict[str, Any], str]]:
         """Inserts `data`; if ClickHouse refuses its rows, halves it until the refused rows are alone
@@ -327,9 +338,18 @@ class BatchWriter:
         self.engine.insert_arrow(table, data, {**INSERT_SETTINGS, "insert_deduplication_token": token})
 
 
+def _as_dict(names: tuple[str, ...], row: Sequence[Any]) -> dict[str, Any]:
+    """A row tuple by column name; one of the wrong length as its values."""
+    return dict(zip(names, row, strict=True)) if len(row) == len(names) else {"values": list(row)}
+
+
 def refused_letter(table: str, row: dict[str, Any], reason: str, now: float) -> DeadLetterRow:
-    """A dead letter of a row ClickHouse refused: no Kafka record to name, so its table stands for
-    the topic and the row (as JSON) for the record; `item` tells apart the rows of one table."""
-    raw = orjson.dumps(row, default=str).decode()
+    """A dead letter of a row ClickHouse refused or pyarrow could not encode: no Kafka record to
+    name, so its table stands for the topic and the row (as JSON) for the record; `item` tells
+    apart the rows of one table."""
+    try:
+        raw = orjson.dumps(row, default=str).decode()
+    except orjson.JSONEncodeError:  # an int past 64 bits, which orjson does not write
+        raw = json.dumps(row, default=str)
     key = str(row.get("phone_number_id") or row.get("waba_id") or row.get("key") or "")
     return DeadLetterRow(f"clickhouse:{table}", -1, -1, key, reason, raw, now, zlib.crc32(raw.encode()))
