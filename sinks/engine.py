@@ -245,8 +245,14 @@ class ClientEngine(ArrowInserts):
         """(the statement in ClickHouse's canonical spelling, its EXPLAIN AST), both from the engine's
         parser and neither running it: the statement goes in as a string literal, and formatQuery
         refuses more than one statement."""
-        answer = client.raw_query(f"SELECT formatQuery({sql_string(sql)})", fmt="TSVRaw")
-        canonical = answer.decode().rstrip("\n")
+
+        def formatted(text: str) -> str:
+            return client.raw_query(f"SELECT formatQuery({sql_string(text)})", fmt="TSVRaw").decode().rstrip("\n")
+
+        canonical = formatted(sql)
+        if formatted(canonical) != canonical:
+            # The text that runs must parse as the one statement checked.
+            raise StatementRefused("the statement does not read back as itself in ClickHouse's spelling")
         if reading:
             check_read_statement(canonical)
         return canonical, client.raw_query(f"EXPLAIN AST {canonical}", fmt="TSVRaw").decode()
