@@ -80,6 +80,9 @@ from schemas.rows import (
 )
 
 MAX_UINT32 = 2**32 - 1
+# The platform's history phases: 0 (day 0-1), 1 (1-90), 2 (90-180). Another would count as a phase
+# of the business's sync (phases_complete) that no import has.
+MAX_PHASE = 2
 _MEDIA_TYPES = frozenset(("image", "video", "audio", "document", "sticker"))
 _CAPTIONED = frozenset(("image", "video", "document"))
 PLACEHOLDER = "media_placeholder"
@@ -197,7 +200,7 @@ def _history(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) 
             continue
         if type(meta) is not dict:
             raise _Bad(f"{at}.metadata", "expected an object")
-        phase = _int_in(meta.get("phase"), 255, f"{at}.metadata.phase")
+        phase = _int_in(meta.get("phase"), MAX_PHASE, f"{at}.metadata.phase")
         chunk_order = _int_in(meta.get("chunk_order"), MAX_UINT32, f"{at}.metadata.chunk_order")
         progress = _int_in(meta.get("progress"), 100, f"{at}.metadata.progress")
         rows: list[MessageRow] = []
