@@ -2,14 +2,16 @@
 
 The new table is made beside the old one with the same columns (`CREATE TABLE ... AS`) and filled
 with `INSERT ... SELECT`; one `RENAME` puts it in the old one's place (a writer in between fails and
-retries), and the old one goes once what was written to it meanwhile followed. The tables' names
-and layouts tell how far a run got: one cut short by a crash, or racing another process, carries
-on from there. Copying a row twice is harmless: the new tables are ReplacingMergeTrees whose keys
-never span partitions, so FINAL reads one row per key.
+retries), and the old one goes once what was written to it meanwhile followed, inserts that were
+still running at the swap included. The tables' names and layouts tell how far a run got: one cut
+short by a crash, or racing another process, carries on from there. Copying a row twice is
+harmless: the new tables are ReplacingMergeTrees whose keys never span partitions, so FINAL reads
+one row per key.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 # Another process moved a table between our look and our step: look again.
 _RACED = frozenset({57, 60})  # TABLE_ALREADY_EXISTS, UNKNOWN_TABLE
 _ATTEMPTS = 3
+INSERTS_WAIT_S = 120.0  # a worker's insert that began before a swap; longer ones fail the migration
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,7 @@ def _advance(engine: Engine, database: str, step: Rebuild) -> None:
         copied = _parts(engine, database, step.table)
         engine.command(f"INSERT INTO {spare} SELECT * FROM {table}")
         engine.command(f"RENAME TABLE {table} TO {retired}, {spare} TO {table}")
+        _await_inserts(engine, step.table, time.monotonic())
     if _partition_key(engine, database, old) is None:
         return
     # Rows a writer put in the old table since the copy (all of them when a crash lost which
@@ -66,6 +70,27 @@ def _advance(engine: Engine, database: str, step: Rebuild) -> None:
     fresh = f" WHERE _part NOT IN ({', '.join(map(quote, copied))})" if copied else ""
     engine.command(f"INSERT INTO {table} SELECT * FROM {retired}{fresh}")
     engine.command(f"DROP TABLE IF EXISTS {retired} SYNC")
+
+
+def _await_inserts(engine: Engine, table: str, swapped: float) -> None:
+    """Waits for inserts begun before the swap: they write to the old table, which must hold all
+    they write before its rows are carried over. Any insert naming the table that has run at least
+    as long as the swap is past counts (its clock starts before ours, never after)."""
+    deadline = swapped + INSERTS_WAIT_S
+    while True:
+        running = engine.query_rows(
+            "SELECT count() FROM system.processes WHERE query_kind = 'Insert' "
+            "AND position(query, {name:String}) > 0 AND elapsed >= {since:Float64}",
+            parameters={"name": table, "since": time.monotonic() - swapped},
+        )
+        if not running[0][0]:
+            return
+        if time.monotonic() > deadline:
+            raise RebuildError(
+                f"inserts into {table} begun before it was swapped still run after {INSERTS_WAIT_S:.0f} s; "
+                "run the migration again once they end"
+            )
+        time.sleep(0.05)
 
 
 def _partition_key(engine: Engine, database: str, name: str) -> str | None:

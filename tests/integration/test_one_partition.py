@@ -5,6 +5,7 @@ short. The real embedded engine."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -169,3 +170,29 @@ def test_an_upgrade_cut_between_its_renames_finishes_when_run_again(old: Engine,
     old.command(f"RENAME TABLE {db}.messages TO {db}.messages__old")
     apply_migrations(old, db)
     assert_upgraded(old, db)
+
+
+def test_an_insert_still_running_at_the_swap_lands_in_the_new_table(old: Engine, settings: Settings) -> None:
+    db = settings.clickhouse_database
+    writer = open_engine(settings)  # a worker's handle of its own
+    slow = (
+        f"INSERT INTO {db}.messages (phone_number_id, message_id, sent_at, raw, version) "
+        f"SELECT 'p', concat('wamid.slow', toString(number)), {T0}, '{{}}', 1 + sleepEachRow(0.5) "
+        "FROM numbers(4) SETTINGS max_block_size = 1"
+    )
+    inserting = threading.Thread(target=writer.command, args=(slow,))
+
+    def start_slow_insert() -> None:
+        if not inserting.is_alive() and inserting.ident is None:
+            inserting.start()
+            while not old.query_rows(
+                "SELECT count() FROM system.processes WHERE query LIKE '%wamid.slow%' AND query_kind = 'Insert'"
+            )[0][0]:
+                time.sleep(0.01)
+
+    try:
+        apply_migrations(CrashingEngine(old, 0, start_slow_insert), db)  # type: ignore[arg-type]
+        inserting.join()
+    finally:
+        writer.close()
+    assert final_rows(old, "SELECT count() FROM messages WHERE message_id LIKE 'wamid.slow%'") == [(4,)]
