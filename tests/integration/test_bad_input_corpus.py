@@ -52,12 +52,13 @@ NEIGHBOUR_PNID = "700000000000001"
 # fields of an object (an object's variants) rather than replacing it.
 MISSING = object()
 UNKNOWN = object()
+DEEP = object()  # 300 levels of arrays: more than a `raw` column holds (schemas/jsontext.py)
 VARIANTS: dict[type, list[Any]] = {
-    str: [12345, None, MISSING, [], {}, HUGE, "", "\u0000\ufffd"],
-    int: ["12345", "not a number", None, MISSING, HUGE, -1, 2**64 - 1, 2**64, 1.5, True],
-    bool: ["true", None, MISSING, 1],
-    list: [None, MISSING, "x", {}, 7, [None], [[]]],
-    dict: [None, MISSING, "x", [], 7, UNKNOWN],
+    str: [12345, None, MISSING, [], {}, HUGE, "", "\u0000\ufffd", DEEP],
+    int: ["12345", "not a number", None, MISSING, HUGE, -1, 2**64 - 1, 2**64, 1.5, True, DEEP],
+    bool: ["true", None, MISSING, 1, DEEP],
+    list: [None, MISSING, "x", {}, 7, [None], [[]], DEEP],
+    dict: [None, MISSING, "x", [], 7, UNKNOWN, DEEP],
 }
 ENVELOPE_FRAME = ("entry", "id", "changes", "field", "value")  # what split_delivery requires
 
@@ -186,6 +187,8 @@ def mutated(doc: Any, path: tuple[Any, ...], variant: Any) -> Any:
         parent[last]["x_unknown_field"] = {"nested": [1, "a", None], "n": HUGE}
     elif variant is MISSING:
         del parent[last]
+    elif variant is DEEP:
+        parent[last] = nested(300)
     else:
         parent[last] = variant
     return copy
@@ -243,7 +246,8 @@ def field_cases() -> list[Case]:
                 n = len(cases)
                 pnid, waba = f"9{n:014d}", f"8{n:014d}"
                 doc = mutated(identify(orjson.loads(orjson.dumps(original)), pnid, waba), path, variant)
-                label = "missing" if variant is MISSING else "unknown key" if variant is UNKNOWN else repr(variant)
+                names = {id(MISSING): "missing", id(UNKNOWN): "unknown key", id(DEEP): "300 deep"}
+                label = names.get(id(variant), repr(variant))
                 neighbour = f"wamid.nb.{n}"
                 inside = n % 2 == 0 and with_neighbour(doc, neighbour) is not None
                 # Only a field split_delivery requires may refuse the delivery (400); the rest is the worker's.
