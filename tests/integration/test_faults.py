@@ -227,7 +227,7 @@ async def _ingest_killed_in_flight(
         in_flight = 0
         for k in range(kills):
             acked, unanswered = await _post_until_killed(
-                ingest, scenario.bodies, todo, kill_after=len(acked_before_kill) + n // (kills + 1), senders=16
+                ingest, scenario.bodies, todo, kill_after=n // (kills + 1), senders=16
             )
             acked_before_kill |= acked
             in_flight += unanswered
@@ -296,6 +296,8 @@ async def _broker_killed(broker: Broker, tmp_path: Path, name: str, stopped: lis
     try:
         await ingest.ready()
         await asyncio.to_thread(cluster.engine)
+        # Killed mid-traffic, not mid-join: the soak test_soak_the_broker_killed_while_a_worker_joins_... has that.
+        await asyncio.to_thread(cluster.wait_log, "w1", "Worker ready")
 
         async def sender(client: httpx.AsyncClient) -> None:
             while not done.is_set():
@@ -640,3 +642,30 @@ async def test_a_whole_import_replayed_ends_in_the_same_rows(
         same_group_replay_s=f"{same_group_s:.1f}",
         new_group_replay_s=f"{new_group_s:.1f}",
     )
+
+
+# The broker killed in the middle of a worker's first join (the seek to committed offsets).
+
+
+@soak
+@pytest.mark.timeout(400)
+async def test_soak_the_broker_killed_while_a_worker_joins_its_group_ends_in_exactly_the_expected_rows(
+    broker: Broker, tmp_path: Path, unique: Callable[[str], str], stopped: list[Cluster]
+) -> None:
+    scenario = build_scenario()
+    cluster = _cluster(broker.bootstrap, tmp_path, unique("fj"))
+    stopped.append(cluster)
+    worker = cluster.start("w1")
+    deadline = time.monotonic() + WAIT_S
+    while "Seek stream partitions" not in (cluster.logs / "w1.log").read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"the worker never joined; see {cluster.logs}"
+        await asyncio.sleep(0.01)
+    broker.kill()
+    await asyncio.sleep(20)
+    await asyncio.to_thread(broker.run, "start")
+    restarted = time.monotonic()
+    await _produce(broker.bootstrap, records(deliveries(scenario, seed=37), cluster.prefix))
+    expected = _expected(scenario)
+    assert await asyncio.to_thread(_wait_for, cluster, expected) == expected
+    assert worker.poll() is None, f"the worker exited; see {cluster.logs}"
+    _figures("broker_kill9_mid_join", exact_rows_after_broker_start_s=f"{time.monotonic() - restarted:.1f}")
