@@ -35,7 +35,7 @@ import pytest
 from schemas import jsontext
 from schemas.errors import EnvelopeError
 from schemas.routing import split_delivery, topic_name
-from sinks.remote import RemoteEngine, connect_owner
+from sinks.remote import RemoteEngine, RemoteError, connect_owner
 from streams.processor import DictStore, Processor, Record
 from tests.integration.broker_kit import free_port
 from tests.integration.ingest_kit import SECRET, signed
@@ -80,6 +80,23 @@ class Pipeline:
             self.engine = connect_owner(str(self.engine_path), DATABASE)
             assert self.engine is not None, f"the worker serves no engine; see {self.logs}"
         return list(self.engine.query_rows(sql))
+
+    def ready(self) -> bool:
+        """The ingest answers /readyz; the worker serves its engine, the tables made."""
+        self.alive()
+        try:
+            if httpx.get(f"{self.url}/readyz", timeout=2).status_code != 200:
+                return False
+        except httpx.TransportError:
+            return False
+        self.engine = connect_owner(str(self.engine_path), DATABASE)
+        if self.engine is None:
+            return False
+        try:
+            self.engine.query_rows("SELECT count() FROM dead_letters")
+        except RemoteError:  # the worker's migrations have not made it yet
+            return False
+        return True
 
     def alive(self) -> None:
         assert self.ingest.poll() is None, f"coex ingest exited; see {self.logs / 'ingest.log'}"
@@ -134,16 +151,9 @@ def pipeline(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> 
     p = Pipeline(f"http://127.0.0.1:{port}", common["COEX_TOPIC_PREFIX"], engine_path, logs, ingest, worker)
     try:
         deadline = time.monotonic() + WAIT_S
-        while True:
-            p.alive()
-            try:
-                if httpx.get(f"{p.url}/readyz", timeout=2).status_code == 200:
-                    p.rows("SELECT count() FROM dead_letters")
-                    break
-            except (httpx.TransportError, AssertionError, Exception):
-                assert time.monotonic() < deadline, f"the pipeline never became ready; see {logs}"
-                p.engine = None
-                time.sleep(0.5)
+        while not p.ready():
+            assert time.monotonic() < deadline, f"the pipeline never became ready; see {logs}"
+            time.sleep(0.5)
         yield p
     finally:
         _stop(ingest)
@@ -495,5 +505,5 @@ async def test_a_15_mb_chunk_lands_and_the_worker_goes_on(pipeline: Pipeline) ->
         return (rows, neighbour) == (count, 1) or {"chunk rows": (rows, count), "neighbour after it": neighbour}
 
     # A 10 MB chunk lands in a few seconds (the corpus test); 15 MB should in well under this.
-    await asyncio.to_thread(wait_until, pipeline, "the 15 MB chunk or its neighbour never landed", landed, 25.0)
+    await asyncio.to_thread(wait_until, pipeline, "the 15 MB chunk or its neighbour never landed", landed, 15.0)
     pipeline.alive()
