@@ -87,6 +87,7 @@ def test_a_version_4_schema_upgrades_to_one_partition_and_keeps_its_rows(setting
     try:
         assert apply_migrations(engine, settings.clickhouse_database) == ["5 " + MIGRATIONS[4].name]
         assert_upgraded(engine, settings.clickhouse_database)
+        assert engine.query_rows("SELECT sum(messages) FROM threads") == [(3,)]  # views read the new table
         sorting = engine.query_rows(
             "SELECT name, sorting_key, engine FROM system.tables WHERE database = {db:String} "
             "AND name IN ('messages', 'dead_letters') ORDER BY name",
