@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from ingest.topics import MAX_MESSAGE_BYTES
 from schemas.errors import UnsupportedChange
 from schemas.normalize import HistoryChunk, Normalized, normalize_change
 from schemas.routing import KNOWN_FIELDS, decode_record
@@ -24,6 +25,11 @@ from schemas.rows import MessageRow
 from sinks.encode import rows_to_arrow
 from streams import codec
 from streams.logic.media_join import is_placeholder
+
+# The most JSON of messages one record of the worker holds: a `normalized_messages` record, a held
+# chunk's changelog value. Half the topics' limit: room for the record's head and, when snappy
+# cannot compress the JSON, for its worst-case growth (n/6) in the batch the broker measures.
+PART_BYTES = MAX_MESSAGE_BYTES // 2
 
 
 @dataclass(slots=True)
@@ -36,8 +42,9 @@ class PreparedChunk:
     newest: int  # the newest sent_at of its messages; 0 when it has none
     # `messages_json` of all its messages in their order, packed (streams/codec.py): what the held
     # chunks' state keeps and what a release sends. Packed here, so a helper does it, not the agent,
-    # and the JSON crosses the helper's pipe at about an eighth of its size.
-    packed: bytes
+    # and the JSON crosses the helper's pipe at about an eighth of its size. One part unless that
+    # JSON is over PART_BYTES: then consecutive runs of messages, each under it (`json_parts`).
+    packed: list[bytes]
     placeholders: list[MessageRow]  # media placeholders, for the join
     rows: list[MessageRow]  # every other message, as rows ...
     encoded: pa.Table | None = None  # ... but those without a media id here, when encoded
@@ -88,7 +95,7 @@ def _chunk(chunk: HistoryChunk, encode: bool) -> PreparedChunk:
         count=len(messages),
         first_id=messages[0].message_id if messages else "",
         newest=max((row.sent_at for row in messages), default=0),
-        packed=codec.pack(messages_json(messages)),
+        packed=[codec.pack(part) for part in json_parts(messages)],
         placeholders=placeholders,
         rows=rows,
         encoded=rows_to_arrow(MessageRow, plain) if plain else None,
@@ -133,3 +140,41 @@ def messages_json(rows: Sequence[MessageRow]) -> bytes:
         message["raw"] = fragment(raw)
         append(message)
     return orjson.dumps(out)
+
+
+def json_parts(rows: Sequence[MessageRow], bound: int | None = None) -> list[bytes]:
+    """`messages_json` of `rows` as consecutive runs of messages, each run's JSON at most `bound`
+    bytes (a single message over it is a part alone): every message once, in order.
+
+    One `messages_json` and a length check when it fits, which is nearly always: a chunk of the
+    platform is far under it. `bound` is PART_BYTES unless given."""
+    bound = PART_BYTES if bound is None else bound
+    data = messages_json(rows)
+    if len(data) <= bound or len(rows) <= 1:
+        return [data]
+    # Runs of an even share of the messages; a run still over the bound (uneven sizes) splits again.
+    runs = -(-len(data) // bound)
+    step = -(-len(rows) // max(runs, 2))
+    return [part for start in range(0, len(rows), step) for part in json_parts(rows[start : start + step], bound)]
+
+
+def join_arrays(arrays: Sequence[bytes], bound: int | None = None) -> list[bytes]:
+    """JSON arrays joined into as few arrays as fit `bound` bytes each, their elements in order; an
+    array over it alone stays as it is. The merge of a batch's unordered releases of one business.
+    `bound` is PART_BYTES unless given."""
+    bound = PART_BYTES if bound is None else bound
+    joined: list[bytes] = []
+    run: list[bytes] = []
+    size = 2
+    for array in arrays:
+        inner = array[1:-1]
+        if not inner:
+            continue
+        if run and size + 1 + len(inner) > bound:
+            joined.append(b"[" + b",".join(run) + b"]")
+            run, size = [], 2
+        run.append(inner)
+        size += len(inner) + (len(run) > 1)
+    if run:
+        joined.append(b"[" + b",".join(run) + b"]")
+    return joined

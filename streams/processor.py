@@ -28,13 +28,15 @@ from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
 from streams import codec
 from streams.logic import contacts, media_join, reorder, sync_state
 from streams.logic.reorder import ChunkId
-from streams.prepare import Prepared, PreparedChunk, messages_json, prepare
+from streams.prepare import Prepared, PreparedChunk, join_arrays, json_parts, messages_json, prepare
 
 log = logging.getLogger(__name__)
 
 # State tables, by the name the store knows them under.
 REORDER = "reorder"  # phone_number_id -> reorder.ReorderState
-HELD = "held_chunks"  # phone_number_id|phase|chunk_order -> packed messages JSON of a held chunk
+# phone_number_id|phase|chunk_order -> packed messages JSON of a held chunk; for a chunk in several
+# parts (`PreparedChunk.packed`) an index (`_index`) there, and part i under that key + `|i`.
+HELD = "held_chunks"
 MEDIA = "media_pending"  # phone_number_id|message_id -> media_join.Pending
 CONTACTS = "contacts"  # phone_number_id|contact_wa_id -> version of the newest change
 SYNC = "history_sync"  # phone_number_id -> sync_state.SyncState
@@ -72,6 +74,12 @@ class Published(NamedTuple):
         if not self.packed:
             return self.value
         return b"".join((self.value, codec.unpack(self.packed), b"}"))
+
+    def head(self) -> bytes:
+        """The record without its messages (`"messages":null`): what names it when Kafka refused it
+        after it left (its messages are in the `messages` table)."""
+        head = self.value if self.packed else self.value[: len(self.value) - len(self.messages) - 1]
+        return head + b"null}"
 
 
 UNORDERED_KINDS = frozenset({"media", "live"})
@@ -159,30 +167,54 @@ def release_record(
     return Published(pnid.encode(), b"".join((head, messages, b"}")), kind, messages, waba_id=waba_id)
 
 
-def packed_release(pnid: str, waba_id: str, phase: int, order: int, late: bool, packed: bytes) -> Published:
-    """The release of a history chunk, its messages left packed until sent."""
-    head = _release_head(pnid, waba_id, "history", phase, order, late)
-    return Published(pnid.encode(), head, "history", b"", packed, waba_id)
+def packed_releases(
+    pnid: str, waba_id: str, phase: int, order: int, late: bool, packed: list[bytes]
+) -> list[Published]:
+    """The release of a history chunk, its messages left packed until sent: a record per part, in
+    order, each naming its `part` (from 1) of `parts` when there are several."""
+    parts = len(packed)
+    return [
+        Published(
+            pnid.encode(),
+            _release_head(pnid, waba_id, "history", phase, order, late, (part, parts) if parts > 1 else None),
+            "history",
+            b"",
+            blob,
+            waba_id,
+        )
+        for part, blob in enumerate(packed, 1)
+    ]
 
 
-def _release_head(pnid: str, waba_id: str, kind: str, phase: int | None, order: int | None, late: bool) -> bytes:
+def _release_head(
+    pnid: str,
+    waba_id: str,
+    kind: str,
+    phase: int | None,
+    order: int | None,
+    late: bool,
+    part: tuple[int, int] | None = None,
+) -> bytes:
     """The record up to its messages array: `{..., "messages":`."""
-    head = orjson.dumps(
-        {"phone_number_id": pnid, "waba_id": waba_id, "kind": kind, "phase": phase, "chunk_order": order, "late": late}
-    )
-    return head[:-1] + b',"messages":'
+    head: dict[str, Any] = {
+        "phone_number_id": pnid, "waba_id": waba_id, "kind": kind, "phase": phase, "chunk_order": order, "late": late
+    }  # fmt: skip
+    if part is not None:
+        head["part"], head["parts"] = part
+    return orjson.dumps(head)[:-1] + b',"messages":'
 
 
 def merge_unordered(releases: Sequence[Published]) -> list[Published]:
-    """One record per (business, kind) for the joined media and live messages of a batch: they
-    have no order to keep, and a record each would cost a Kafka send each."""
+    """As few records per (business, kind) as fit PART_BYTES each for the joined media and live
+    messages of a batch: they have no order to keep, and a record each would cost a Kafka send each."""
     merged: dict[tuple[bytes, str], tuple[str, list[bytes]]] = {}
     for p in releases:
         if p.messages != b"[]":
-            merged.setdefault((p.key, p.kind), (p.waba_id, []))[1].append(p.messages[1:-1])
+            merged.setdefault((p.key, p.kind), (p.waba_id, []))[1].append(p.messages)
     return [
-        release_record(key.decode(), waba_id, kind, None, None, False, b"[" + b",".join(parts) + b"]")
-        for (key, kind), (waba_id, parts) in merged.items()
+        release_record(key.decode(), waba_id, kind, None, None, False, array)
+        for (key, kind), (waba_id, arrays) in merged.items()
+        for array in join_arrays(arrays)
     ]
 
 
@@ -276,7 +308,8 @@ class Processor:
         pnid = n.phone_number_id
         if n.messages:
             out.add("messages", n.messages)
-            out.published.append(release_record(pnid, n.waba_id, "live", None, None, False, messages_json(n.messages)))
+            for part in json_parts(n.messages):
+                out.published.append(release_record(pnid, n.waba_id, "live", None, None, False, part))
         out.statuses.extend(n.statuses)
         out.add("webhook_errors", n.errors)
         out.add("account_events", n.account_events)
@@ -338,7 +371,7 @@ class Processor:
         out.late.extend((pnid, chunk) for chunk in outcome.late)
         out.gaps.extend((pnid, gap) for gap in outcome.gaps)
         if outcome.held:
-            tx.set(HELD, _held_key(pnid, incoming), chunk.packed)
+            _hold(tx, _held_key(pnid, incoming), chunk.packed)
             out.held_delta += 1
         self._release(tx, out, pnid, n.waba_id, released, late, incoming, chunk.packed)
         tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
@@ -352,20 +385,19 @@ class Processor:
         released: Sequence[ChunkId],
         late: Sequence[ChunkId],
         incoming: ChunkId | None,
-        incoming_packed: bytes | None,
+        incoming_packed: list[bytes] | None,
     ) -> None:
         for chunk_id in released:
             key = _held_key(pnid, chunk_id)
-            packed = tx.get(HELD, key)
+            packed = _unhold(tx, key)
             if packed is not None:
-                tx.set(HELD, key, None)
                 out.held_delta -= 1
             elif chunk_id == incoming and incoming_packed is not None:
                 packed = incoming_packed
             else:
                 raise LookupError(f"held chunk {key} missing from the state")
-            out.published.append(
-                packed_release(pnid, waba_id, chunk_id.phase, chunk_id.chunk_order, chunk_id in late, packed)
+            out.published.extend(
+                packed_releases(pnid, waba_id, chunk_id.phase, chunk_id.chunk_order, chunk_id in late, packed)
             )
 
     def _media(self, tx: _Tx, out: Output, row: MessageRow, partition: int, now: float, *, followup: bool) -> None:
@@ -422,3 +454,41 @@ def _declines(waba_id: str, code: int, at: int) -> Callable[[sync_state.SyncStat
 
 def _held_key(pnid: str, chunk: ChunkId) -> str:
     return f"{pnid}|{chunk.phase}|{chunk.chunk_order}"
+
+
+# The value under a held chunk's key when it is in several parts: this tag (no codec's, see
+# streams/codec.py), then the count of parts in decimal.
+_INDEX = b"n"
+
+
+def held_chunks(keys: Iterable[str]) -> int:
+    """How many chunks the keys of HELD hold: a chunk's parts have keys of their own."""
+    return sum(1 for key in keys if key.count("|") == 2)
+
+
+def _hold(tx: _Tx, key: str, packed: list[bytes]) -> None:
+    """Keep a chunk's packed parts: one changelog record each, so each fits the topic's limit."""
+    if len(packed) == 1:
+        tx.set(HELD, key, packed[0])
+        return
+    tx.set(HELD, key, _INDEX + str(len(packed)).encode())
+    for i, part in enumerate(packed):
+        tx.set(HELD, f"{key}|{i}", part)
+
+
+def _unhold(tx: _Tx, key: str) -> list[bytes] | None:
+    """The parts of a held chunk, removed from the state; None when it is not held."""
+    value = tx.get(HELD, key)
+    if value is None:
+        return None
+    tx.set(HELD, key, None)
+    if not value.startswith(_INDEX):
+        return [value]
+    packed: list[bytes] = []
+    for i in range(int(value[len(_INDEX) :])):
+        part = tx.get(HELD, f"{key}|{i}")
+        if part is None:
+            raise LookupError(f"part {i} of held chunk {key} missing from the state")
+        tx.set(HELD, f"{key}|{i}", None)
+        packed.append(part)
+    return packed

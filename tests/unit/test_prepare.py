@@ -39,7 +39,8 @@ def test_a_prepared_chunk_holds_exactly_its_messages_in_place_and_encoded(body: 
                 assert p.first_id == (messages[0].message_id if messages else "")
                 assert p.newest == max((m.sent_at for m in messages), default=0)
                 assert p.placeholders == [m for m in messages if m.type == PLACEHOLDER]
-            assert codec.unpack(a.packed) == codec.unpack(b.packed) == messages_json(messages)
+            assert [codec.unpack(x) for x in a.packed] == [codec.unpack(x) for x in b.packed]
+            assert [codec.unpack(x) for x in a.packed] == [messages_json(messages)]  # one part: far under the bound
             assert a.encoded is None
             others = [m for m in messages if m.type != PLACEHOLDER]
             assert a.rows == others
