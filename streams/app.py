@@ -36,6 +36,7 @@ from typing import Any, NamedTuple, Protocol
 import faust
 import pyarrow as pa
 from aiokafka import AIOKafkaProducer
+from faust.exceptions import ProducerSendError
 from faust.types import EventT, StreamT, TableT
 
 from coex.settings import Settings
@@ -45,7 +46,7 @@ from schemas.rows import StatusRow
 from sinks.engine_server import serve_engine
 from sinks.remote import RemoteEngine
 from sinks.takeover import take_over
-from streams import metrics
+from streams import metrics, refused
 from streams.changelog import ChangelogRecord, send_batches
 from streams.commit_policy import QUIET_S, Held, Limits, commit_by_time, commit_due, may_commit_now
 from streams.delivery import (
@@ -66,6 +67,7 @@ from streams.processor import (
     Published,
     Record,
     Write,
+    held_chunks,
     merge_unordered,
 )
 from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers, sink_excuses
@@ -75,6 +77,7 @@ from streams.web import serve_operator_pages
 log = logging.getLogger(__name__)
 
 EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/stall.py)
+EXIT_AGENT_FAILED = 70  # EX_SOFTWARE too: an error stopped the agent (`StreamWorker._consume`)
 # How often a peer of the process serving the embedded engine checks that it still lives.
 ENGINE_CHECK_S = 2.0
 TOOK_OVER = "this worker opened it and serves it now"
@@ -245,7 +248,7 @@ class StreamWorker:
         self._uncommitted: list[EventT[bytes]] = []
         self._uncommitted_bytes = 0
         self._limits = Limits(settings.worker_batch_records, settings.worker_batch_bytes, settings.sink_batch_rows)
-        self._publishing: list[Awaitable[Any]] = []
+        self._publishing: list[tuple[Awaitable[Any], bytes, bytes, int]] = []  # sent, key, head, size
         self._publishing_bytes = 0
         self._unordered: list[Published] = []
         self._writing: asyncio.Future[None] | None = None
@@ -254,7 +257,7 @@ class StreamWorker:
         self._quiet_since: float | None = None  # when the agent last ran out of records to apply
         self._stream: StreamT[bytes] | None = None
         self._watch = Watch(idle_since=time.monotonic())
-        metrics.HELD_CHUNKS.set_function(lambda: len(self.tables[HELD]))
+        metrics.HELD_CHUNKS.set_function(lambda: held_chunks(self.tables[HELD].keys()))
 
         self.app.agent(source, name="coex-streams")(self._consume)
         commit_tick = min(settings.sink_batch_age_s, QUIET_S) / 2
@@ -347,6 +350,19 @@ class StreamWorker:
         consumer._coex_seek_guarded = True
 
     async def _consume(self, stream: StreamT[bytes]) -> None:
+        """The agent. An error out of it exits the process, to be started again: faust would start
+        the agent anew on the same stream, and the records it had read ahead, the one that failed
+        among them, were never handled nor acked nor read again, so the worker handled nothing of
+        those partitions after it (their commits stuck behind them). A new process restores the
+        tables from their changelogs and reads from the committed offsets: nothing is lost."""
+        try:
+            await self._consume_events(stream)
+        except Exception:
+            log.critical("the stream agent failed; exiting to be started again", exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_AGENT_FAILED)
+
+    async def _consume_events(self, stream: StreamT[bytes]) -> None:
         self._refuse_stale_acks()
         self._seek_before_fetching()
         deliver_without_race(self.app, stream.channel.queue)  # type: ignore[attr-defined]
@@ -425,7 +441,13 @@ class StreamWorker:
 
     async def _send(self, record: Published) -> None:
         value = record.payload()
-        self._publishing.append(await self.normalized.send(key=record.key, value=value, force=True))
+        try:
+            sent = await self.normalized.send(key=record.key, value=value, force=True)
+        except ProducerSendError as exc:
+            self._refused(exc, record.key, value, len(value))
+            return
+        # Only its head is kept for a refusal at confirmation: a window of records is not held twice.
+        self._publishing.append((sent, record.key, record.head(), len(value)))
         metrics.RELEASED.labels(record.kind).inc()
         self._publishing_bytes += len(value)
         if self._publishing_bytes >= PUBLISH_WINDOW_BYTES:
@@ -435,9 +457,25 @@ class StreamWorker:
     async def _confirm_published(self) -> None:
         if self._publishing:
             await track_topics(self._producer(), (self.normalized.get_topic_name(),))
-            await asyncio.gather(*self._publishing)
+            results = await asyncio.gather(*(sent for sent, *_ in self._publishing), return_exceptions=True)
+            for (_, key, head, size), result in zip(self._publishing, results, strict=True):
+                if isinstance(result, BaseException):
+                    self._refused(result, key, head, size)
             self._publishing.clear()
         self._publishing_bytes = 0
+
+    def _refused(self, exc: BaseException, key: bytes, raw: bytes, size: int) -> None:
+        """A record Kafka refuses becomes a dead letter, committed with the batch; any other send
+        failure is raised (streams/refused.py)."""
+        error = refused.refusal(exc)
+        if error is None:
+            raise exc
+        topic = self.normalized.get_topic_name()
+        self.writer.add("dead_letters", [refused.dead_letter(topic, key, raw, size, error, time.time())])
+        metrics.DEAD_LETTERS.labels(topic).inc()
+        log.warning(
+            "dead letter: %s refused a %d-byte record of %s: %r", topic, size, key.decode(errors="replace"), error
+        )
 
     def _hand_to_writer(self, out: Output, topic: str) -> None:
         for table, parts in out.encoded.items():
