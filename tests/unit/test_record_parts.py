@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 from typing import Any
+from unittest.mock import patch
 
 import orjson
 import pytest
@@ -132,3 +133,29 @@ def test_a_held_chunk_stored_before_parts_existed_is_released_as_it_was() -> Non
     out = processor.process(Record("coex.history", 0, 1, PNID.encode(), _history(1, 3, 100)), now=2.0)
     docs = [orjson.loads(p.payload()) for p in out.published if p.kind == "history"]
     assert [(d["chunk_order"], "part" in d) for d in docs] == [(1, False), (2, False)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(min_value=1, max_value=80), st.integers(min_value=600, max_value=20_000), st.booleans())
+def test_any_chunk_held_or_not_is_released_whole_in_order_in_records_under_the_bound(
+    count: int, bound: int, held_first: bool
+) -> None:
+    with patch("streams.prepare.PART_BYTES", bound):
+        store = DictStore()
+        processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+        bodies = [_history(2, count, 80), _history(1, 2, 40)]
+        published = []
+        for offset, body in enumerate(bodies if held_first else bodies[::-1]):
+            out = processor.process(Record("coex.history", 0, offset, PNID.encode(), body), now=1.0 + offset)
+            assert out.dead_letters == []
+            store.apply(out.writes)
+            published += [p for p in out.published if p.kind == "history"]
+        assert store.tables[HELD] == {}
+        docs = [orjson.loads(p.payload()) for p in published]
+        assert [m["message_id"] for d in docs for m in d["messages"]] == [
+            *(f"wamid.c1.{i}" for i in range(2)),
+            *(f"wamid.c2.{i}" for i in range(count)),
+        ]
+        for p, doc in zip(published, docs, strict=True):
+            one = len(doc["messages"]) == 1
+            assert one or len(p.payload()) - len(p.head()) <= bound
