@@ -100,7 +100,6 @@ class Output:
     writes: list[Write] = field(default_factory=list)  # state changes, in order
     gaps: list[tuple[str, ChunkId]] = field(default_factory=list)  # released past without them
     late: list[tuple[str, ChunkId]] = field(default_factory=list)  # gaps that came after all
-    held_delta: int = 0  # chunks newly held minus chunks released from hold
     dead_letters: list[str] = field(default_factory=list)  # the errors of what went to dead_letters
 
     def add(self, table: str, rows: Sequence[Any]) -> None:
@@ -110,26 +109,6 @@ class Output:
     def add_encoded(self, table: str, data: pa.Table | None) -> None:
         if data is not None and data.num_rows:
             self.encoded.setdefault(table, []).append(data)
-
-
-class DictStore:
-    """A StateStore in a dict, applying writes itself: the processor's store in tests."""
-
-    def __init__(self) -> None:
-        self.tables: dict[str, dict[str, bytes]] = {name: {} for name in TABLES}
-
-    def get(self, table: str, key: str) -> bytes | None:
-        return self.tables[table].get(key)
-
-    def items(self, table: str) -> Iterable[tuple[str, bytes]]:
-        return list(self.tables[table].items())
-
-    def apply(self, writes: Iterable[Write]) -> None:
-        for w in writes:
-            if w.value is None:
-                self.tables[w.table].pop(w.key, None)
-            else:
-                self.tables[w.table][w.key] = w.value
 
 
 class _Tx:
@@ -372,7 +351,6 @@ class Processor:
         out.gaps.extend((pnid, gap) for gap in outcome.gaps)
         if outcome.held:
             _hold(tx, _held_key(pnid, incoming), chunk.packed)
-            out.held_delta += 1
         self._release(tx, out, pnid, n.waba_id, released, late, incoming, chunk.packed)
         tx.set(REORDER, pnid, _with_partition(partition, reorder.encode(state)))
 
@@ -390,11 +368,9 @@ class Processor:
         for chunk_id in released:
             key = _held_key(pnid, chunk_id)
             packed = _unhold(tx, key)
-            if packed is not None:
-                out.held_delta -= 1
-            elif chunk_id == incoming and incoming_packed is not None:
+            if packed is None and chunk_id == incoming and incoming_packed is not None:
                 packed = incoming_packed
-            else:
+            elif packed is None:
                 raise LookupError(f"held chunk {key} missing from the state")
             out.published.extend(
                 packed_releases(pnid, waba_id, chunk_id.phase, chunk_id.chunk_order, chunk_id in late, packed)

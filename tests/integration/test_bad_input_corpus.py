@@ -40,7 +40,8 @@ from schemas.errors import EnvelopeError
 from schemas.routing import split_delivery, topic_name
 from sinks.remote import RemoteEngine, RemoteError, connect_owner
 from streams.prepare import PART_BYTES
-from streams.processor import DictStore, Processor, Record
+from streams.processor import Processor, Record
+from tests.doubles import DictStore
 from tests.integration.broker_kit import free_port
 from tests.integration.ingest_kit import SECRET, signed
 

@@ -40,7 +40,8 @@ from sinks.remote import RemoteEngine
 from sinks.statements import StatementRefused
 from sinks.tables import ROW_TYPES, SinkKeyRow
 from sinks.writer import BatchWriter
-from streams.processor import DictStore, Processor, Record
+from streams.processor import Processor, Record
+from tests.doubles import DictStore
 from tests.unit.test_processor import records
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,8 @@ from schemas import jsontext
 from schemas.errors import EnvelopeError
 from schemas.routing import decode_record, split_delivery
 from streams.prepare import prepare
-from streams.processor import DictStore, Processor, Record
+from streams.processor import Processor, Record
+from tests.doubles import DictStore
 
 PNID = "106540352242922"
 # Levels above a history message in a delivery: body, entry[], entry, changes[], change, value,

@@ -19,7 +19,8 @@ from schemas.routing import split_delivery, topic_name
 from schemas.rows import MessageRow
 from sinks.tables import ROW_TYPES
 from streams.prepare import messages_json, prepare
-from streams.processor import DictStore, Output, Processor, Record
+from streams.processor import Output, Processor, Record
+from tests.doubles import DictStore
 
 WABA = "102290129340398"
 PNID = "106540352242922"

@@ -16,7 +16,8 @@ from schemas.routing import split_delivery
 from schemas.rows import MessageRow
 from streams import codec
 from streams.prepare import join_arrays, json_parts, messages_json
-from streams.processor import HELD, DictStore, Processor, Record, held_chunks, merge_unordered, release_record
+from streams.processor import HELD, Processor, Record, held_chunks, merge_unordered, release_record
+from tests.doubles import DictStore
 
 PNID = "106540352242922"
 WABA = "102290129340398"
