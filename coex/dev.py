@@ -61,7 +61,9 @@ class Console:
             os.close(devnull)
 
 
-def kafka_answers(bootstrap: str, timeout: float = 1.0) -> bool:
+def broker_listens(bootstrap: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP on the first bootstrap address: enough to decide whether to start
+    the local broker, before any Kafka client exists (streams.stall.kafka_answers asks a live client)."""
     host, _, port = bootstrap.split(",")[0].rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
@@ -243,7 +245,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
     console = Console(sys.stdout)
     started_kafka = False
-    if not kafka_answers(settings.kafka_bootstrap):
+    if not broker_listens(settings.kafka_bootstrap):
         console.say(f"coex dev: starting the local Kafka broker on {settings.kafka_bootstrap}\n")
         kafka_local.script(settings, "start")
         started_kafka = True
