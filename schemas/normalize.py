@@ -2,8 +2,7 @@
 
 The hot path reads the orjson-decoded dicts directly (no pydantic per message), so a history
 chunk of thousands of messages costs one pass with a few dict lookups and one `orjson.dumps`
-(the `raw` column) per message. `schemas.models` is the validated view of the same forms; the
-checks here are the same ones, so a model-valid value always normalizes.
+(the `raw` column) per message.
 
 Malformed input: an item of a list that cannot be read (a message, a status, a contact change)
 is set aside as one `Rejected(path, expected, raw)`, the path naming its first bad field (e.g.
@@ -248,7 +247,7 @@ def _contact_change(item: Any, pnid: str, waba_id: str) -> ContactRow | None:
     if type(kind) is not str:
         raise _Bad(".type", "expected a string (e.g. 'contact')")
     if kind != "contact":
-        return None  # carried by the models, not a contact row
+        return None  # another kind of state-sync item: no contact row
     contact = item.get("contact")
     if type(contact) is not dict:
         raise _Bad(".contact", "expected an object")
