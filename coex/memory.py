@@ -1,35 +1,16 @@
 """Process memory policy: bounded allocators for a worker, a collector paced for bulk imports.
 
-By default glibc gives each thread that allocates its own arena (up to 8 per core), and pyarrow
-allocates through mimalloc, which keeps freed pages in per-thread heaps: a worker's history
-records, fetch buffers and insert payloads then leave resident memory hundreds of MB above what is
-in use. Here glibc gets two arenas and pyarrow its jemalloc pool, which hands freed pages back
-after a second (its decay) but reuses them meanwhile. bench/e2e.py, one run each: worker peak
-1,469 MB with the defaults, 1,077 MB with these two (and large blocks mapped from 128 KiB, since
-raised, below).
-
-Large blocks are served from the heap up to 32 MiB (glibc's own ceiling for them) and up to 64 MiB
-of free heap is kept: a worker allocates and frees blocks of a few MB all the time (record values,
-parsed chunks, JSON of released messages, producer batches, the engine's buffers), and with them
-mapped and unmapped one by one every page of each was faulted in and zeroed afresh: 1.1M page
-faults and a sixth of the worker's CPU in the kernel per 500k messages, ~0.35M with these.
-bench/worker.py, 500k messages, 4 rounds against a 128 KiB threshold and glibc's default trim:
-faster in every pair, 1.20x, worker CPU 26.8 -> 22.7 s, peak memory 869 -> 1,033 MB. Keeping only
-16 or 32 MiB of free heap gained nothing (1.00x, 0.97x, 3 rounds each).
-MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_ or ARROW_DEFAULT_MEMORY_POOL in
-the environment win.
-
-The embedded engine (chdb) brings its own jemalloc, built to keep freed pages for 5 s with no
-background thread to return them: a worker inserting a batch every second or two kept ~130 MB of
-them resident (smaps of the worker at its peak, bench/e2e.py: 569 MB anonymous outside glibc's main
-heap with 5 s, 436 MB with 0.5 s). It reads JE_MALLOC_CONF when the library loads, so the decay is
-set before the first `import chdb`; a JE_MALLOC_CONF in the environment wins.
-
-CPython runs its cycle collector whenever tracked allocations pass deallocations by 700, and a full
-collection walks every long-lived object (faust, aiokafka, the state, the buffered rows). A history
-import allocates millions of short-lived parsed-JSON containers, freed by reference counting anyway:
-at the default pace collections took 1.9 s of the worker's main thread per 300k messages, 0.17 s at
-GC_THRESHOLDS (worker alone on 300k messages, one run each), and 0.45 s of ingest's 4.8 s of CPU.
+Why each setting (measured in bench/RESULTS.md, End to end: 2026-11-25, 2026-12-03, 2026-12-04):
+- glibc two arenas, pyarrow on its jemalloc pool: by default every allocating thread gets an arena
+  and mimalloc keeps freed pages per thread, so resident memory stays hundreds of MB above use.
+- Large blocks from the heap up to 32 MiB, 64 MiB of free heap kept: a worker allocates and frees
+  blocks of a few MB all the time, and mapping each afresh cost page faults and kernel CPU.
+- The engine's (chdb's) jemalloc returns freed pages after 0.5 s instead of 5 s; it reads
+  JE_MALLOC_CONF when the library loads, so this is set before the first `import chdb`.
+- The cycle collector paced for imports: at the default pace its full collections walk every
+  long-lived object for each few thousand short-lived parsed-JSON containers.
+MALLOC_ARENA_MAX, MALLOC_MMAP_THRESHOLD_, MALLOC_TRIM_THRESHOLD_, ARROW_DEFAULT_MEMORY_POOL or
+JE_MALLOC_CONF in the environment win.
 """
 
 from __future__ import annotations
