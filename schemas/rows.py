@@ -29,6 +29,9 @@ def message_version(complete: bool, status: str) -> int:
 
 
 class MessageRow(NamedTuple):
+    """A column added here goes last, with a default: held media rows in changelog topics are read
+    back by name (streams/logic/stored.py) and those written before it lack it."""
+
     phone_number_id: str
     waba_id: str
     message_id: str

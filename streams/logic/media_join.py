@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import orjson
 
 from schemas.rows import MessageRow, message_version
+from streams.logic import stored
 
 PLACEHOLDER = "media_placeholder"
 
@@ -71,20 +72,34 @@ def expired(pending: Pending, now: float, ttl_s: float) -> bool:
     return now - pending.since >= ttl_s
 
 
+FORMAT = 1
+
+
 def encode(pending: Pending) -> bytes:
     return orjson.dumps(
-        [
-            list(pending.placeholder) if pending.placeholder else None,
-            list(pending.followup) if pending.followup else None,
-            pending.since,
-        ]
+        {
+            stored.FORMAT_KEY: FORMAT,
+            "placeholder": stored.row_doc(pending.placeholder),
+            "followup": stored.row_doc(pending.followup),
+            "since": pending.since,
+        }
     )
 
 
 def decode(data: bytes) -> Pending:
-    placeholder, followup, since = orjson.loads(data)
-    return Pending(
-        MessageRow(*placeholder) if placeholder else None,
-        MessageRow(*followup) if followup else None,
-        float(since),
+    doc = orjson.loads(data)
+    if isinstance(doc, list):
+        # Written before named records: [placeholder row as a list or null, follow-up the same, since].
+        placeholder, followup, since = doc
+        return Pending(
+            MessageRow(*placeholder) if placeholder else None,
+            MessageRow(*followup) if followup else None,
+            float(since),
+        )
+    return stored.build(
+        Pending,
+        doc,
+        placeholder=stored.row_from(MessageRow, doc.get("placeholder")),
+        followup=stored.row_from(MessageRow, doc.get("followup")),
+        since=float(doc["since"]),
     )

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
+
+from streams.logic import stored
 
 
 class ChunkId(NamedTuple):
@@ -137,18 +139,30 @@ def due(state: ReorderState, now: float, timeout_s: float) -> bool:
     return state.oldest_held_at is not None and now - state.oldest_held_at >= timeout_s
 
 
+FORMAT = 1
+
+
 def encode(state: ReorderState) -> bytes:
-    return orjson.dumps(
-        {
-            "p": {str(k): [r.next_order, r.gaps, r.held, r.zero_released] for k, r in state.phases.items()},
-            "c": state.complete,
-            "o": state.oldest_held_at,
-        }
-    )
+    doc = stored.fields_of(state)
+    doc["phases"] = {str(phase): stored.fields_of(run) for phase, run in state.phases.items()}
+    doc[stored.FORMAT_KEY] = FORMAT
+    return orjson.dumps(doc)
 
 
 def decode(data: bytes) -> ReorderState:
     doc = orjson.loads(data)
+    if stored.FORMAT_KEY not in doc:
+        return _decode_unnamed(doc)
+    phases = {
+        int(phase): stored.build(PhaseRun, run, gaps=list(run.get("gaps", [])), held=list(run.get("held", [])))
+        for phase, run in doc.get("phases", {}).items()
+    }
+    return stored.build(ReorderState, doc, phases=phases)
+
+
+def _decode_unnamed(doc: dict[str, Any]) -> ReorderState:
+    """A state written before named records: {"p": {phase: [next_order, gaps, held, zero_released]},
+    "c": complete, "o": oldest_held_at}."""
     phases = {int(k): PhaseRun(v[0], list(v[1]), list(v[2]), bool(v[3])) for k, v in doc["p"].items()}
     return ReorderState(phases, bool(doc["c"]), doc["o"])
 

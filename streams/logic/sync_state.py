@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 
 from schemas.rows import HistorySyncRow
+from streams.logic import stored
 
 DECLINED_CODE = 2593109
 IN_PROGRESS = "in_progress"
@@ -119,27 +121,28 @@ def to_row(phone_number_id: str, state: SyncState) -> HistorySyncRow:
     )
 
 
+FORMAT = 1
+
+
 def encode(state: SyncState) -> bytes:
-    return orjson.dumps(
-        [
-            state.waba_id,
-            state.state,
-            state.progress,
-            state.phases_seen,
-            sorted(state.chunk_ids),
-            state.messages_received,
-            state.error_code,
-            state.updated_at,
-            state.version,
-            state.newest_message_at,
-            state.error_at,
-        ]
-    )
+    doc = stored.fields_of(state)
+    doc["chunk_ids"] = sorted(state.chunk_ids)
+    doc[stored.FORMAT_KEY] = FORMAT
+    return orjson.dumps(doc)
 
 
 def decode(data: bytes) -> SyncState:
-    w, s, p, phases, ids, msgs, code, at, version, *rest = orjson.loads(data)
-    # Later fields are missing from states written by earlier versions.
+    doc = orjson.loads(data)
+    if isinstance(doc, list):
+        return _decode_unnamed(doc)
+    return stored.build(
+        SyncState, doc, phases_seen=list(doc.get("phases_seen", [])), chunk_ids=set(doc.get("chunk_ids", []))
+    )
+
+
+def _decode_unnamed(doc: list[Any]) -> SyncState:
+    """A state written before named records: its fields in order, the later ones possibly missing."""
+    w, s, p, phases, ids, msgs, code, at, version, *rest = doc
     newest, error_at = [*rest, 0, 0][:2]
     return SyncState(w, s, p, list(phases), set(ids), msgs, code, at, version, newest, error_at)
 
