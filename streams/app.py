@@ -46,17 +46,22 @@ from schemas.rows import StatusRow
 from sinks.engine_server import serve_engine
 from sinks.remote import RemoteEngine
 from sinks.takeover import take_over
-from streams import metrics, refused
+from streams import metrics, patches, refused
 from streams.changelog import ChangelogRecord, send_batches
 from streams.commit_policy import QUIET_S, Held, Limits, commit_by_time, commit_due, may_commit_now
-from streams.delivery import (
-    QUEUE_EVENTS,
+from streams.delivery import QUEUE_EVENTS
+from streams.helper import HELPER_PROCESSES, Helper, Pending
+from streams.patches import (
+    aiokafka_consumer,
+    committed_offset,
     deliver_without_race,
     fetch_in_batches,
     fetch_only_active,
     fetch_while_full,
+    group_settled,
+    refuse_stale_acks,
+    seek_before_fetching,
 )
-from streams.helper import HELPER_PROCESSES, Helper, Pending
 from streams.prepare import Prepared
 from streams.processor import (
     HELD,
@@ -70,7 +75,7 @@ from streams.processor import (
     held_chunks,
     merge_unordered,
 )
-from streams.stall import Verdict, Watch, await_chain, group_settled, kafka_answers, sink_excuses
+from streams.stall import Verdict, Watch, await_chain, kafka_answers, sink_excuses
 from streams.topics import CHANGELOG_CONFIGS, TICKS, pick_worker_compression
 from streams.web import serve_operator_pages
 
@@ -273,82 +278,6 @@ class StreamWorker:
 
     # ---- the agent -------------------------------------------------------------------------------
 
-    def _refuse_stale_acks(self) -> None:
-        """faust acks the records it skips during a rebalance (fetched under an older generation,
-        or while flow is paused) and would commit past them: they would never be read again. Refuse
-        those acks; after the rebalance faust seeks to the committed offsets and reads them anew
-        (replays are idempotent downstream)."""
-        app: Any = self.app
-        consumer: Any = app.consumer
-        if getattr(consumer, "_coex_guarded", False):
-            return
-        ack = consumer.ack
-
-        def guarded_ack(message: Any) -> bool:
-            if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
-                metrics.REFUSED_ACKS.inc()
-                return False
-            return bool(ack(message))
-
-        consumer.ack = guarded_ack
-        consumer._coex_guarded = True
-
-    def _seek_before_fetching(self) -> None:
-        """Close two gaps through which a rebalance reads past records that are never processed.
-
-        1. When recovery ends, faust resumes the stream partitions, seeks them to their committed
-           offsets, and only then clears the agents' queues: records fetched meanwhile are dropped
-           with the fetch position already past them (the next commit may even pass them, faust
-           allowing a gap of one). So our partitions stay paused from the seek until the rebalance
-           ended, and are fetched from the committed offsets only.
-        2. aiokafka's seek_to_committed leaves a partition without a committed offset where it was,
-           past what faust skipped when the rebalance began. It starts again from the beginning,
-           as `consumer_auto_offset_reset="earliest"` started it (replays are idempotent). Which
-           partitions have no committed offset is the broker's answer to this very seek: faust's
-           fetcher also seeks when it finds the flow stopped, while recovery runs, and that seek
-           already filled `_committed_offset` in, so the seek at the end of recovery (the one that
-           counts) would leave those partitions wherever the fetcher moved them meanwhile (faust
-           drops what a fetch returns while the flow is stopped, a newly assigned partition's
-           records among them).
-        """
-        app: Any = self.app
-        consumer: Any = app.consumer
-        if getattr(consumer, "_coex_seek_guarded", False):
-            return
-        ours = set(self.source.topics)
-        held: set[Any] = set()
-        rebalance_end = app.on_rebalance_end
-
-        async def paused_perform_seek() -> None:
-            tps = {tp for tp in consumer.assignment() if tp.topic in ours}
-            if app.rebalancing and tps:
-                consumer.pause_partitions(tps)
-                held.update(tps)
-            # faust's perform_seek, keeping the committed offsets the broker answered.
-            committed = await consumer.seek_to_committed()
-            consumer._read_offset.update(
-                {tp: offset if offset is not None and offset >= 0 else None for tp, offset in committed.items()}
-            )
-            consumer._committed_offset.update(
-                {tp: offset or None for tp, offset in committed.items() if offset is not None}
-            )
-            # None or 0: aiokafka seeks only to an offset above 0 (`seek_to_committed`)
-            never = [tp for tp in tps if (committed.get(tp) or 0) <= 0]
-            if never:
-                starts = await consumer.earliest_offsets(*never)
-                await consumer.seek_wait({tp: starts[tp] for tp in never})
-                consumer._committed_offset.update({tp: starts[tp] for tp in never})
-
-        def resume_after_rebalance() -> None:  # after faust cleared the queues
-            assigned = consumer.assignment()
-            consumer.resume_partitions({tp for tp in held if tp in assigned})
-            held.clear()
-            rebalance_end()
-
-        consumer.perform_seek = paused_perform_seek
-        app.on_rebalance_end = resume_after_rebalance
-        consumer._coex_seek_guarded = True
-
     async def _consume(self, stream: StreamT[bytes]) -> None:
         """The agent. An error out of it exits the process, to be started again: faust would start
         the agent anew on the same stream, and the records it had read ahead, the one that failed
@@ -363,8 +292,8 @@ class StreamWorker:
             os._exit(EXIT_AGENT_FAILED)
 
     async def _consume_events(self, stream: StreamT[bytes]) -> None:
-        self._refuse_stale_acks()
-        self._seek_before_fetching()
+        refuse_stale_acks(self.app)
+        seek_before_fetching(self.app, self.source.topics)
         deliver_without_race(self.app, stream.channel.queue)  # type: ignore[attr-defined]
         fetch_while_full(self.app)
         fetch_only_active(self.app)
@@ -394,7 +323,7 @@ class StreamWorker:
         prepared = None if self._is_tick(event) else await self.helper.result(_value(event), pending)
         if self._stale(event):
             # Read ahead before a rebalance: faust reads it again from the committed offset (its
-            # ack would be refused anyway, see `_refuse_stale_acks`).
+            # ack would be refused anyway, see `patches.refuse_stale_acks`).
             metrics.STALE_SKIPPED.inc()
             return
         async with self._lock:
@@ -545,12 +474,7 @@ class StreamWorker:
         self._writing = asyncio.ensure_future(self._write_and_ack(events, sent))
 
     def _producer(self) -> AIOKafkaProducer:
-        producer: AIOKafkaProducer = self.app.producer._ensure_producer()  # type: ignore[attr-defined]
-        return producer
-
-    def _aiokafka_consumer(self) -> Any:
-        """faust's aiokafka consumer; None before its thread starts it."""
-        return getattr(self.app.consumer._thread, "_consumer", None)  # type: ignore[attr-defined]
+        return patches.producer(self.app)
 
     async def _wait_for_write(self) -> None:
         if self._writing is not None:
@@ -597,7 +521,7 @@ class StreamWorker:
     async def _watchdog(self) -> None:
         app: Any = self.app
         in_transition = bool(
-            app.rebalancing or app.tables.recovery.in_recovery or not group_settled(self._aiokafka_consumer())
+            app.rebalancing or app.tables.recovery.in_recovery or not group_settled(aiokafka_consumer(self.app))
         )
         now = time.monotonic()
         verdict = self._watch.check(
@@ -670,7 +594,7 @@ class StreamWorker:
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is not None:
-                yield tp, high, consumer._committed_offset.get(tp)  # faust keeps no public accessor
+                yield tp, high, committed_offset(consumer, tp)
 
 
 def _value(event: EventT[bytes]) -> bytes:

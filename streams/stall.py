@@ -94,17 +94,6 @@ def await_chain(coro: Any) -> list[str]:
     return where
 
 
-def group_settled(consumer: Any) -> bool:
-    """Whether `consumer` (an AIOKafkaConsumer) is a member of its group with partitions: a coordinator
-    known, an assignment, no rejoin pending. Read from aiokafka's group coordinator (aiokafka has no
-    public word for it); False where it has none, as before the consumer first joins."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    subscription = getattr(getattr(coordinator, "_subscription", None), "subscription", None)
-    if coordinator is None or subscription is None or coordinator.coordinator_id is None:
-        return False
-    return not coordinator.need_rejoin(subscription)
-
-
 async def kafka_answers(client: Any, timeout_s: float) -> bool:
     """Whether the cluster answers a metadata request through `client` (an AIOKafkaClient)."""
     try:

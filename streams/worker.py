@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import logging
 import os
-import signal
 from typing import Any
 
 import faust
@@ -31,12 +30,14 @@ from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
 from streams.app import StreamWorker
 from streams.helper import Helper
+from streams.patches import PatchedWorker, PatchTargetMissing, check_patch_targets
 from streams.processor import TABLES
 from streams.topics import ensure_changelog_configs, ensure_tick_topic
 
 log = logging.getLogger(__name__)
 
 EXIT_STOP_OVERDUE = 1
+EXIT_LIBRARY_MISMATCH = 78  # EX_CONFIG: faust, mode or aiokafka is not the pinned version (streams/patches.py)
 # What a stop may take beyond the writer's last flush (COEX_WORKER_SHUTDOWN_FLUSH_S): faust's own
 # stop, the engine's close. `coex dev` gives a child 60 s in all.
 STOP_GRACE_S = 20.0
@@ -46,7 +47,7 @@ def stop_deadline_s(settings: Settings) -> float:
     return settings.worker_shutdown_flush_s + STOP_GRACE_S
 
 
-class _Worker(faust.Worker):
+class _Worker(PatchedWorker):
     """faust's worker plus our resources, entered after start and released after the app stopped."""
 
     def __init__(self, app: faust.App, *, settings: Settings, engine: Engine, writer: BatchWriter, **kw: Any):
@@ -57,8 +58,7 @@ class _Worker(faust.Worker):
         self.writer = writer
         self.write_left_running = False
 
-    def _setup_logging(self) -> None:
-        super()._setup_logging()
+    def after_logging_setup(self) -> None:
         # mode leaves the root logger at DEBUG whatever loglevel says; faust then builds a record for
         # every changelog send (a third of the worker's CPU in a history import).
         logging.getLogger().setLevel(self.coex_level)
@@ -66,11 +66,8 @@ class _Worker(faust.Worker):
         logging.getLogger("faust.transport.producer").setLevel(logging.ERROR)
         hold_back_repeats()
 
-    def _schedule_shutdown(self, signum: signal.Signals) -> None:
-        first = not self._signal_stop_time
-        super()._schedule_shutdown(signum)
-        if first:
-            self.loop.call_later(stop_deadline_s(self.coex_settings), self._stop_overdue)
+    def on_first_stop_signal(self) -> None:
+        self.loop.call_later(stop_deadline_s(self.coex_settings), self._stop_overdue)
 
     def _stop_overdue(self) -> None:
         # faust's stop waits for good on its consumer thread when that thread died stopping (Kafka
@@ -119,6 +116,11 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        check_patch_targets()  # before anything else: the patches need the internals they were tested on
+    except PatchTargetMissing as exc:
+        log.critical("%s", exc)
+        return EXIT_LIBRARY_MISMATCH
     bounds = bound_memory()  # before the threads that would get arenas of their own start
     if bounds:
         log.debug("memory bounds: %s", ", ".join(bounds))

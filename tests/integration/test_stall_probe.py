@@ -9,7 +9,8 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.client import AIOKafkaClient
 
-from streams.stall import group_settled, kafka_answers
+from streams.patches import group_settled
+from streams.stall import kafka_answers
 
 
 async def test_the_probe_tells_a_broker_that_answers_from_none(kafka_bootstrap: str) -> None:

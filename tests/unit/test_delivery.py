@@ -10,7 +10,8 @@ import faust
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent, ThrowableQueue
 
-from streams.delivery import QUEUE_BYTES, deliver_without_race, fetch_while_full, weigh
+from streams.delivery import QUEUE_BYTES
+from streams.patches import deliver_without_race, fetch_while_full, weigh
 
 
 class Harness:

@@ -13,7 +13,7 @@ import faust
 from aiokafka.consumer.fetcher import Fetcher, FetchResult
 from faust.types import TP
 
-from streams.delivery import fetch_only_active
+from streams.patches import fetch_only_active
 
 CHANGELOG = TP("g-reorder-changelog", 0)  # paused: recovery resumes it after its seek
 STREAM = TP("history", 0)  # active when the fetch began

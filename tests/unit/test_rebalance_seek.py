@@ -9,7 +9,7 @@ from typing import Any
 
 from faust.types import TP
 
-from streams.app import StreamWorker
+from streams.patches import seek_before_fetching
 
 NEVER = TP("p.account_update", 1)  # nothing committed for it yet
 COMMITTED = TP("p.history", 0)
@@ -53,8 +53,7 @@ def test_every_seek_of_a_rebalance_starts_a_never_committed_partition_from_the_b
         consumer = Consumer()
         ended: list[bool] = []
         app = SimpleNamespace(consumer=consumer, rebalancing=True, on_rebalance_end=lambda: ended.append(True))
-        worker: Any = SimpleNamespace(app=app, source=SimpleNamespace(topics=[NEVER.topic, COMMITTED.topic]))
-        StreamWorker._seek_before_fetching(worker)
+        seek_before_fetching(app, [NEVER.topic, COMMITTED.topic])
         # faust's fetcher seeks when a fetch returns with the flow stopped, recovery seeks at its end;
         # in between, the fetcher may move a paused partition past records it then drops.
         await consumer.perform_seek()
