@@ -4,7 +4,7 @@ Parsing and normalizing a history chunk, and writing its JSON and Arrow, is most
 CPU and needs no state: the helpers do it for the next records while the agent applies the ones
 before them to the state, so a worker uses more than one core. Small records (a media follow-up,
 an echo) are prepared in place by the agent: the round trip would cost more than the work. The
-agent takes the results in the records' order (streams/app.py).
+agent takes the results in the records' order (streams/read_ahead.py).
 
 `prepare` is pure, so a helper that dies costs nothing but time: its records are prepared in place
 and new helpers are started. Helpers ignore SIGINT and SIGTERM (a Ctrl-C reaches the whole process

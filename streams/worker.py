@@ -2,7 +2,7 @@
 
 Before faust starts: open ClickHouse (apply migrations) and create the topics. While it runs: if
 this process owns the embedded engine, serve it on loopback so `coex sql` and other workers reach
-it; a worker that reaches it through its owner takes it over when the owner dies (streams/app.py).
+it; a worker that reaches it through its owner takes it over when the owner dies (streams/timers.py).
 On SIGTERM/SIGINT faust stops the agent; then the writer is flushed (for at most
 COEX_WORKER_SHUTDOWN_FLUSH_S) and the engine closed; a stop still running STOP_GRACE_S later exits.
 Records processed but not yet committed are simply read again by whoever owns the partition next;
@@ -100,7 +100,7 @@ class _Worker(PatchedWorker):
                 rows,
                 limit,
             )
-        # The writer's engine: this process's own once it took the engine over (streams/app.py).
+        # The writer's engine: this process's own once it took the engine over (streams/timers.py).
         await asyncio.to_thread(self.writer.engine.close)
         await super().on_shutdown()
 

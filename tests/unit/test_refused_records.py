@@ -1,5 +1,5 @@
 """A record Kafka refuses (too large, corrupt) is a dead letter and the agent goes on; a failure that
-waiting may cure is still raised (streams/refused.py, `StreamWorker._send`)."""
+waiting may cure is still raised (streams/refused.py, `PublishWindow.send`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from faust.exceptions import ProducerSendError
 from coex.settings import Settings
 from schemas.rows import DeadLetterRow
 from streams import app as app_module
+from streams import publish
 from streams.app import StreamWorker
 from streams.processor import release_record
 
@@ -60,10 +61,10 @@ def worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[StreamWorke
     async def no_tracking(*_: Any) -> None:
         return None
 
-    monkeypatch.setattr(app_module, "track_topics", no_tracking)
+    monkeypatch.setattr(publish, "track_topics", no_tracking)
     writer = _Writer()
     w = StreamWorker(Settings(data_dir=tmp_path), writer)  # type: ignore[arg-type]
-    monkeypatch.setattr(w, "_producer", lambda: None)
+    monkeypatch.setattr(w.window, "producer", lambda: None)
     return w, writer
 
 
@@ -75,8 +76,8 @@ async def test_a_record_the_producer_refuses_is_a_dead_letter_holding_it(
 ) -> None:
     w, writer = worker
     monkeypatch.setattr(w.normalized, "send", _send_raising(MessageSizeTooLargeError("The message is 35 MB")))
-    await w._send(RELEASE)
-    await w._confirm_published()
+    await w.window.send(RELEASE)
+    await w.window.confirm()
     [letter] = writer.rows["dead_letters"]
     assert isinstance(letter, DeadLetterRow)
     assert (letter.topic, letter.partition, letter.offset, letter.key) == ("coex.normalized_messages", -1, -1, PNID)
@@ -89,13 +90,13 @@ async def test_a_record_the_broker_refuses_after_sending_is_a_dead_letter_naming
 ) -> None:
     w, writer = worker
     monkeypatch.setattr(w.normalized, "send", _send_failing_later(RecordListTooLargeError()))
-    await w._send(RELEASE)
-    await w._confirm_published()
+    await w.window.send(RELEASE)
+    await w.window.confirm()
     [letter] = writer.rows["dead_letters"]
     assert letter.error.startswith("RecordListTooLargeError")
     # Its head only (the messages are in the `messages` table): a window of records is not held twice.
     assert orjson.loads(letter.raw) == {**orjson.loads(RELEASE.payload()), "messages": None}
-    assert w._publishing == []
+    assert w.window.publishing == []
 
 
 async def test_a_failure_that_waiting_may_cure_is_raised(
@@ -104,11 +105,11 @@ async def test_a_failure_that_waiting_may_cure_is_raised(
     w, writer = worker
     monkeypatch.setattr(w.normalized, "send", _send_raising(KafkaConnectionError("broker away")))
     with pytest.raises(ProducerSendError):
-        await w._send(RELEASE)
+        await w.window.send(RELEASE)
     monkeypatch.setattr(w.normalized, "send", _send_failing_later(KafkaConnectionError("broker away")))
-    await w._send(RELEASE)
+    await w.window.send(RELEASE)
     with pytest.raises(KafkaConnectionError):
-        await w._confirm_published()
+        await w.window.confirm()
     assert "dead_letters" not in writer.rows
 
 
