@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 
 from tests.integration.test_streams import WAIT_S, Cluster, _produce
 from tests.unit.test_processor import records
@@ -20,17 +17,6 @@ PNID = "106540352242922"
 OTHER_PNID = "106540352240000"
 BUSINESS = "15550783881"
 USER = "16505551234"
-
-
-@pytest.fixture
-def cluster(kafka_bootstrap: str, tmp_path: Path, unique: Callable[[str], str]) -> Iterator[Cluster]:
-    name = unique("months")
-    workers = Cluster(kafka_bootstrap, f"{name}.", f"{name}-group", tmp_path / "clickhouse", tmp_path)
-    try:
-        yield workers
-    finally:
-        for proc in workers.procs:
-            workers.stop(proc)
 
 
 def month_stamps(first_year: int, months: int) -> list[int]:

@@ -8,7 +8,6 @@ import math
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from sinks.tables import ROW_TYPES, SinkKeyRow
 from sinks.writer import BatchWriter
 from streams.processor import Processor, Record
 from tests.doubles import DictStore
+from tests.integration.owner_kit import OWNER
 from tests.unit.test_processor import records
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -426,58 +426,6 @@ def test_should_flush_by_size_and_age(engine: Engine) -> None:
     assert small.should_flush()
     with pytest.raises(ValueError):
         small.add("nope", [message("a")])
-
-
-OWNER = textwrap.dedent(
-    """
-    import asyncio, os, sys
-    from coex.settings import Settings
-    from sinks.engine import open_engine
-    from sinks.engine_server import serve_engine
-    from sinks.migrate import apply_migrations
-
-    async def main() -> None:
-        settings = Settings()
-        engine = open_engine(settings)
-        print("opened", flush=True)
-        await asyncio.sleep(float(os.environ.get("SERVE_AFTER_S", "0")))  # a worker starting up
-        apply_migrations(engine, settings.clickhouse_database)
-        engine.command(
-            "INSERT INTO messages (phone_number_id, message_id, sent_at, version) "
-            "VALUES ('1065', 'wamid.owned', 1739230955, 256)"
-        )
-        async with serve_engine(engine, settings):
-            print("ready", flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        engine.close()
-
-    asyncio.run(main())
-    """
-)
-
-
-@pytest.fixture
-def owned_engine(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A separate process that owns an embedded engine and serves it, like a running worker."""
-    env = dict(os.environ)
-    env.update(
-        COEX_CLICKHOUSE_URL=f"chdb://{tmp_path / 'owned'}",
-        COEX_CLICKHOUSE_DATABASE="owned",
-        COEX_SQL_PORT="0",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", OWNER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        assert proc.stdout.readline().strip() == b"opened"
-        assert proc.stdout.readline().strip() == b"ready"
-        yield env
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-    assert proc.returncode == 0
-    assert not (tmp_path / "owned" / ".coex-owner.json").exists()
 
 
 def test_a_process_opening_an_engine_that_another_is_still_starting_to_serve_waits_for_it(tmp_path: Path) -> None:

@@ -8,8 +8,6 @@ import http.server
 import os
 import socket
 import subprocess
-import sys
-import textwrap
 import threading
 import time
 import uuid
@@ -329,52 +327,10 @@ def slow_statement(calls: int) -> str:
     return "SELECT " + " + ".join(f"sleep({3 - i / 100})" for i in range(calls))
 
 
-OWNER = textwrap.dedent(
-    """
-    import asyncio, sys
-    from coex.settings import Settings
-    from sinks.engine import open_engine
-    from sinks.engine_server import serve_engine
-    from sinks.migrate import apply_migrations
-
-    async def main() -> None:
-        settings = Settings()
-        engine = open_engine(settings)
-        apply_migrations(engine, settings.clickhouse_database)
-        engine.command(
-            "INSERT INTO messages (phone_number_id, message_id, sent_at, version) "
-            "VALUES ('1065', 'wamid.owned', 1739230955, 256)"
-        )
-        async with serve_engine(engine, settings):
-            print("ready", flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        engine.close()
-
-    asyncio.run(main())
-    """
-)
-
-
 @pytest.fixture
-def owner(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A process that owns an embedded engine and serves it, as a running worker does."""
-    env = dict(os.environ)
-    env.update(
-        COEX_CLICKHOUSE_URL=f"chdb://{tmp_path / 'owned'}",
-        COEX_CLICKHOUSE_DATABASE="owned",
-        COEX_SQL_PORT="0",
-        COEX_KAFKA_BOOTSTRAP=os.environ.get("COEX_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", OWNER], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
-    )
-    assert proc.stdout is not None and proc.stdin is not None
-    try:
-        assert proc.stdout.readline().strip() == b"ready"
-        yield env
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=60)
+def owner(owned_engine: dict[str, str]) -> dict[str, str]:
+    """The environment of commands run beside an owner process (`coex status` asks Kafka too)."""
+    return {**owned_engine, "COEX_KAFKA_BOOTSTRAP": os.environ.get("COEX_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:19092")}
 
 
 def coex(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

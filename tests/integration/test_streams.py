@@ -17,7 +17,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,18 +170,6 @@ class Cluster:
                 raise AssertionError(f"every worker exited; see {self.logs}")
             time.sleep(0.5)
         raise AssertionError(f"no worker serves {self.engine_path}; see {self.logs}")
-
-
-@pytest.fixture
-def cluster(kafka_bootstrap: str, tmp_path: Path, unique: Callable[[str], str]) -> Iterator[Cluster]:
-    name = unique("s")
-    c = Cluster(kafka_bootstrap, f"{name}.", f"{name}-group", tmp_path / "clickhouse", tmp_path)
-    try:
-        yield c
-    finally:
-        for proc in c.procs:
-            c.stop(proc)
-        c.stop_owner()
 
 
 async def _produce(bootstrap: str, recs: list[tuple[str, bytes, bytes]]) -> None:

@@ -10,12 +10,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.integration.test_streams import WAIT_S, Cluster
@@ -38,17 +36,6 @@ FAUST_PAGES = (
     "/graph/",
     "/performance/",
 )
-
-
-@pytest.fixture
-def cluster(kafka_bootstrap: str, tmp_path: Path, unique: Callable[[str], str]) -> Iterator[Cluster]:
-    name = unique("web")
-    c = Cluster(kafka_bootstrap, f"{name}.", f"{name}-group", tmp_path / "clickhouse", tmp_path)
-    try:
-        yield c
-    finally:
-        for proc in c.procs:
-            c.stop(proc)
 
 
 def _second_chunk_of_phase_0() -> bytes:
