@@ -58,9 +58,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.loadgen import post_prepared, prepare  # noqa: E402
-from coex.settings import Settings  # noqa: E402
 from coex.simulator.poster import PostOptions, post_all  # noqa: E402
 from coex.simulator.scenario import Delivery, Simulation  # noqa: E402
+from runtime.settings import Settings  # noqa: E402
 
 SECRET = "bench-secret"
 
@@ -86,10 +86,10 @@ def build(messages: int) -> tuple[list[Delivery], int]:
 
 
 def _baseline(bodies: list[bytes], path: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    from coex.memory import bound_memory
+    from runtime.memory import bound_memory
     from schemas.normalize import normalize_change
     from schemas.routing import decode_record, split_delivery
-    from sinks.engine import open_engine
+    from sinks.connect import open_engine
     from sinks.migrate import apply_migrations
     from sinks.writer import BatchWriter
 
@@ -297,7 +297,7 @@ def pipeline(
         broker_cpu = cpu_seconds(broker_pid) - broker_cpu if broker_pid else float("nan")
         posted = time.perf_counter() - start
         ingest_cpu = cpu_seconds(ingest.pid)
-        from sinks.engine import open_engine
+        from sinks.connect import open_engine
 
         engine = None
         while True:

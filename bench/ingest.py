@@ -38,9 +38,9 @@ from fastapi import FastAPI, Request, Response
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from coex.settings import Settings  # noqa: E402
 from ingest.signature import sign  # noqa: E402
-from ingest.topics import topic_names  # noqa: E402
+from runtime.settings import Settings  # noqa: E402
+from topics.catalog import topic_names  # noqa: E402
 
 SECRET = "bench-secret"
 SECTION = "## Ingest (issue 4)"
@@ -420,7 +420,7 @@ def main() -> int:
 
 
 def codec_note() -> str:
-    from ingest.publisher import pick_compression
+    from topics.producing import pick_compression
 
     return f"compression {pick_compression()}"
 

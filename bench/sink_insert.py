@@ -12,7 +12,7 @@ Same run, same engine, same row shape, five ways:
   native    clickhouse-connect's own column-oriented insert (Native format), for comparison
 Reports sustained rows/s (all rows / all time spent in the insert path; row generation excluded),
 the best single batch, and the process's peak RSS. The process runs under a worker's memory policy
-(coex.memory: bounded allocators, the collector paced for bulk imports), and each path's table is
+(runtime.memory: bounded allocators, the collector paced for bulk imports), and each path's table is
 dropped once measured, so its background merges do not run into the next path's time.
 """
 
@@ -30,12 +30,13 @@ from pathlib import Path
 
 import orjson
 
-from coex.memory import bound_memory
-from coex.settings import Settings
+from runtime.memory import bound_memory
+from runtime.settings import Settings
 from schemas.rows import MessageRow, message_version
 from sinks.client import open_client
+from sinks.connect import open_engine
 from sinks.encode import FORMAT, rows_to_arrow, serialize
-from sinks.engine import Engine, open_engine
+from sinks.engine import Engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
 

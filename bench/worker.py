@@ -39,7 +39,7 @@ from bench.e2e import (  # noqa: E402
     with_children,
 )
 from bench.loadgen import post_prepared, prepare  # noqa: E402
-from coex.settings import Settings  # noqa: E402
+from runtime.settings import Settings  # noqa: E402
 
 
 def drain(source: Path, env: dict[str, str], tmp: Path, expected: int) -> dict[str, float]:
@@ -62,7 +62,7 @@ def drain(source: Path, env: dict[str, str], tmp: Path, expected: int) -> dict[s
         start = time.perf_counter()
         worker = subprocess.Popen([*coex, "worker"], env=env, cwd=tmp, stdout=log, stderr=log)
         try:
-            from sinks.engine import open_engine
+            from sinks.connect import open_engine
 
             while not (ch / ".coex-owner.json").exists():  # only through the worker once it serves
                 if worker.poll() is not None:

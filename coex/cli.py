@@ -8,9 +8,9 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from coex.logs import hold_back_repeats
-from coex.redact import scrub_logs
-from coex.settings import Settings
+from runtime.logs import hold_back_repeats
+from runtime.redact import scrub_logs
+from runtime.settings import Settings
 
 # command -> "module:function"; imported only when that command runs, so `coex sql` never
 # pays for Faust and `coex worker` never for uvicorn.
@@ -18,7 +18,7 @@ COMMANDS: dict[str, str] = {
     "dev": "coex.dev:run",
     "ingest": "ingest.server:run",
     "worker": "streams.worker:run",
-    "migrate": "sinks.migrate:run",
+    "migrate": "coex.migrate:run",
     "sql": "sinks.sql_cli:run",
     "simulate": "coex.simulate:run",
     "status": "coex.status:run",

@@ -26,9 +26,9 @@ from typing import TextIO
 
 from coex import kafka_local
 from coex.dev_secret import dev_secret_path, ensure_dev_secret
-from coex.ports import port_free, web_port
-from coex.redact import redact_url, scrub
-from coex.settings import Settings
+from runtime.ports import port_free, web_port
+from runtime.redact import redact_url, scrub
+from runtime.settings import Settings
 
 log = logging.getLogger("coex.dev")
 
@@ -191,7 +191,8 @@ def status_lines(settings: Settings) -> list[str]:
     from coex.lag import fetch_lag
     from coex.status import add_lag, fetch_status, format_line
     from sinks.client import parse_url
-    from sinks.engine import Engine, open_engine
+    from sinks.connect import open_engine
+    from sinks.engine import Engine
     from sinks.remote import connect_owner
 
     target = parse_url(settings.clickhouse_url)

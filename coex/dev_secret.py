@@ -8,7 +8,7 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from coex.settings import Settings
+from runtime.settings import Settings
 
 
 def dev_secret_path(settings: Settings) -> Path:

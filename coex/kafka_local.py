@@ -7,7 +7,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from coex.settings import Settings
+from runtime.settings import Settings
 
 SCRIPT = Path(__file__).resolve().parents[1] / "deploy" / "kafka-local.sh"
 

@@ -18,8 +18,8 @@ from aiokafka.errors import GroupCoordinatorNotAvailableError, KafkaError
 from aiokafka.partitioner import murmur2
 from aiokafka.structs import OffsetAndMetadata
 
-from coex.settings import Settings
-from schemas.routing import INGEST_TOPICS
+from runtime.settings import Settings
+from topics.catalog import INGEST_TOPICS
 
 log = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 
 from coex.dev_secret import app_secret
-from coex.settings import Settings
 from coex.simulator.poster import PostOptions, PostStats, post_all
 from coex.simulator.scenario import Simulation
+from runtime.settings import Settings
 
 # Per-message expectations are written only up to this many messages (about 200 bytes each).
 DETAIL_LIMIT = 200_000

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from coex.lag import business_lag, fetch_lag
-from coex.redact import redact_url, scrub
-from coex.settings import Settings
+from runtime.redact import redact_url, scrub
+from runtime.settings import Settings
 
 QueryRows = Callable[[str], list[tuple[Any, ...]]]
 SOURCES: tuple[str, ...] = ("history", "echo", "cloud_api")
@@ -200,7 +200,7 @@ def format_line(row: BusinessStatus) -> str:
 
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
-    from sinks.engine import open_engine  # imported here: clickhouse-connect is slow to import
+    from sinks.connect import open_engine  # imported here: clickhouse-connect is slow to import
 
     try:
         engine = open_engine(settings, create_database=False)

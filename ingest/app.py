@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from coex.settings import Settings
 from ingest import health, webhook
 from ingest.fastpath import is_webhook_post, serve_webhook
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
 from ingest.state import IngestState, signing_secret
+from runtime.settings import Settings
 
 
 class IngestApp(FastAPI):

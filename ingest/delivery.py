@@ -20,7 +20,8 @@ from ingest.errors import BadSignature, KafkaUnavailable, NotAnEnvelope, Refused
 from ingest.signature import verify
 from ingest.state import IngestState
 from schemas.errors import EnvelopeError
-from schemas.routing import split_delivery, topic_name
+from schemas.routing import split_delivery
+from topics.catalog import topic_name
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from coex.settings import Settings
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
 from ingest.state import IngestState
+from runtime.settings import Settings
 
 
 async def get_state(request: Request) -> IngestState:

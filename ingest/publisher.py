@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.codec import has_lz4, has_zstd
 from aiokafka.errors import (
     InvalidProducerEpoch,
     InvalidProducerIdMapping,
@@ -30,10 +29,11 @@ from aiokafka.errors import (
 )
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from coex.settings import Settings
 from ingest.errors import KafkaUnavailable, TooLarge
-from ingest.topics import ensure_topics, log_created, topic_names, track_topics
-from schemas.routing import ChangeRecord, topic_name
+from runtime.settings import Settings
+from schemas.routing import ChangeRecord
+from topics.catalog import ensure_topics, log_created, topic_name, topic_names
+from topics.producing import pick_compression, track_topics
 
 log = logging.getLogger(__name__)
 
@@ -67,18 +67,6 @@ class Publisher(Protocol):
     async def publish(self, records: Sequence[ChangeRecord]) -> None:
         """Return once Kafka acknowledged every record; raise KafkaUnavailable or TooLarge."""
         ...
-
-
-def pick_compression() -> str:
-    """zstd when aiokafka has a codec for it, then lz4, else gzip.
-
-    aiokafka compresses lz4 at level 9 (LZ4 HC), which it does not let us lower: ~90 MB/s on a
-    history body against ~400 MB/s for zstd at its level 3, which also packs it ~35% smaller."""
-    if has_zstd():
-        return "zstd"
-    if has_lz4():
-        return "lz4"
-    return "gzip"
 
 
 class KafkaPublisher:

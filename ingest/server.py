@@ -11,10 +11,10 @@ import logging
 
 import uvicorn
 
-from coex.memory import pace_gc
-from coex.settings import Settings
 from ingest.app import create_app
 from ingest.state import InsecureConfig
+from runtime.memory import pace_gc
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

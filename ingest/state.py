@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from coex.settings import Settings
 from ingest.metrics import IngestMetrics
 from ingest.publisher import Publisher
+from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Routing facts: which topic and key each change of a webhook delivery goes to.
+"""Routing facts: which field and key each change of a webhook delivery goes to.
 
 Cheap on purpose: one `orjson.loads` of the body and a few dict lookups, no model parse.
 Each change becomes one Kafka record whose value is a small JSON wrapper,
@@ -22,7 +22,7 @@ import orjson
 from schemas import jsontext
 from schemas.errors import EnvelopeError
 
-# One topic per field the platform documents, plus one for anything else it sends.
+# The change fields the platform documents (each its own Kafka topic), and the name of anything else.
 KNOWN_FIELDS: tuple[str, ...] = (
     "history",
     "smb_app_state_sync",
@@ -31,12 +31,6 @@ KNOWN_FIELDS: tuple[str, ...] = (
     "messages",
 )
 UNKNOWN_FIELD = "unknown"
-INGEST_TOPICS: tuple[str, ...] = (*KNOWN_FIELDS, UNKNOWN_FIELD)
-
-
-def topic_name(field: str, prefix: str) -> str:
-    """The Kafka topic for a change field: `<prefix><field>`, or `<prefix>unknown`."""
-    return f"{prefix}{field if field in KNOWN_FIELDS else UNKNOWN_FIELD}"
 
 
 @dataclass(frozen=True, slots=True)

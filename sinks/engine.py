@@ -12,7 +12,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ import pyarrow as pa
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from sinks.client import open_client, parse_url
 from sinks.encode import FORMAT, serialize
 from sinks.handles import HandlePool
@@ -36,9 +35,6 @@ from sinks.statements import (
 )
 
 log = logging.getLogger(__name__)
-
-# How long to wait for a process that holds the embedded engine to serve it (write its owner file).
-OWNER_WAIT_S = 60.0
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -390,44 +386,3 @@ def _insert_in_place(connection: Any, sql: str, coex_arrow_insert: pa.Table) -> 
     # chdb's Python() table function finds the table by its variable name in the calling frames:
     # this parameter's name is ARROW_SOURCE.
     connection.query(sql)
-
-
-def open_engine(settings: Settings, *, create_database: bool = True) -> Engine:
-    """The engine for `settings.clickhouse_url`, using `settings.clickhouse_database`.
-
-    `create_database=False` for callers that only read (`coex sql`): a missing database is then
-    the first query's error, not a write.
-    """
-    target = parse_url(settings.clickhouse_url)
-    if not target.embedded:
-        return _client_engine(settings, create_database)
-    if not create_database and not os.path.isdir(target.path):
-        # A reader would leave an empty engine folder behind.
-        raise FileNotFoundError(f"no embedded ClickHouse at {target.path} yet: run `coex migrate`, or start `coex dev`")
-    from sinks.remote import connect_owner
-
-    deadline = time.monotonic() + OWNER_WAIT_S
-    while True:
-        remote = connect_owner(target.path, settings.clickhouse_database)
-        if remote is not None:
-            return remote
-        try:
-            return _client_engine(settings, create_database)
-        except Exception as exc:
-            if "EmbeddedServer" not in str(exc):
-                raise
-            # Another process holds the engine: a worker that has just opened it serves it a few
-            # seconds later (after its migrations and Kafka start), so wait for its owner file.
-            if time.monotonic() >= deadline:
-                raise RuntimeError(
-                    f"the embedded ClickHouse at {target.path} is open in another process that has not "
-                    f"served it within {OWNER_WAIT_S:.0f} s (no live owner in its .coex-owner.json); "
-                    "stop that process or use its endpoint"
-                ) from exc
-            log.info("the embedded ClickHouse at %s is being opened by another process; waiting for it", target.path)
-            time.sleep(0.5)
-
-
-def _client_engine(settings: Settings, create_database: bool) -> ClientEngine:
-    url, database = settings.clickhouse_url, settings.clickhouse_database
-    return ClientEngine(url, database, readonly_settings(settings), create_database=create_database)

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from sinks.encode import FORMAT, deserialize
 from sinks.engine import ANALYST_HANDLES, ClientEngine, check_identifier
 from sinks.owner import Owner, remove_owner, write_owner

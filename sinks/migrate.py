@@ -1,23 +1,12 @@
-"""`coex migrate`: the database, the schema migrations not applied yet, then the Kafka topics.
-
-Exit 0 when both ClickHouse and Kafka are ready; 1 (with the reason) when either is not, so a
-deploy step never reports success while the pipeline cannot run. ClickHouse is migrated first and
-stays migrated when only the topics fail; running the command again finishes the job.
-"""
+"""The ClickHouse schema's migrations: the database, then every migration not applied yet."""
 
 from __future__ import annotations
 
-import argparse
-import asyncio
 import logging
-import sys
 
-from coex.redact import redact_url, scrub
-from coex.settings import Settings
-from sinks.engine import Engine, check_identifier, open_engine
+from sinks.engine import Engine, check_identifier
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
 from sinks.rebuild import Rebuild, rebuild
-from sinks.statements import StatementRefused
 
 log = logging.getLogger(__name__)
 
@@ -60,53 +49,3 @@ def apply_migrations(engine: Engine, database: str) -> list[str]:
         applied.append(f"{migration.version} {migration.name}")
         log.info("applied migration %d %s", migration.version, migration.name)
     return applied
-
-
-def _ensure_topics(settings: Settings) -> list[str]:
-    from ingest.topics import ensure_topics
-
-    return asyncio.run(ensure_topics(settings))
-
-
-def run(settings: Settings, args: argparse.Namespace) -> int:
-    out = sys.stdout
-    url = redact_url(settings.clickhouse_url)
-
-    def fail(line: str) -> int:
-        sys.stderr.write(scrub(line, settings.clickhouse_url) + "\n")
-        return 1
-
-    try:
-        engine = open_engine(settings)
-    except Exception as exc:
-        return fail(f"coex migrate: ClickHouse {url}: {exc}")
-    try:
-        applied = apply_migrations(engine, settings.clickhouse_database)
-    except StatementRefused:
-        return fail(
-            f"coex migrate: another process serves the embedded ClickHouse {url} and "
-            "schema changes do not go through it; stop that process and run `coex migrate` again"
-        )
-    except Exception as exc:
-        return fail(f"coex migrate: ClickHouse {url}: {exc}")
-    finally:
-        engine.close()
-    where = f"{url} database {settings.clickhouse_database}"
-    if applied:
-        out.write(f"ClickHouse {where}: applied {', '.join(applied)}\n")
-    else:
-        out.write(f"ClickHouse {where}: up to date\n")
-    try:
-        created = _ensure_topics(settings)
-    except Exception as exc:
-        sys.stderr.write(
-            f"coex migrate: ClickHouse is migrated, but the Kafka topics could not be created at "
-            f"{settings.kafka_bootstrap}: {exc}. Start Kafka and run `coex migrate` again.\n"
-        )
-        return 1
-    if created:
-        out.write(f"Kafka {settings.kafka_bootstrap}: created topics {', '.join(created)}\n")
-    else:
-        out.write(f"Kafka {settings.kafka_bootstrap}: topics up to date\n")
-    out.flush()
-    return 0

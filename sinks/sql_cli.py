@@ -12,9 +12,9 @@ import argparse
 import re
 import sys
 
-from coex.redact import redact_url, scrub
-from coex.settings import Settings
-from sinks.engine import open_engine
+from runtime.redact import redact_url, scrub
+from runtime.settings import Settings
+from sinks.connect import open_engine
 from sinks.statements import StatementRefused, split_format
 
 EXIT_FAILED = 1

@@ -11,7 +11,7 @@ has the engine open (a graceful stop flushing its last rows) refuses every peer 
 
 from __future__ import annotations
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from sinks.engine import ClientEngine, readonly_settings
 from sinks.remote import RemoteEngine
 

@@ -23,9 +23,7 @@ import faust
 from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT
 
-from coex.settings import Settings
-from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
-from schemas.routing import INGEST_TOPICS
+from runtime.settings import Settings
 from streams import metrics, patches
 from streams.commit import Commits
 from streams.commit_policy import QUIET_S, Limits
@@ -40,8 +38,9 @@ from streams.sink_port import Writer
 from streams.stall import Watch
 from streams.table_store import TableStore
 from streams.timers import Timers
-from streams.topics import CHANGELOG_CONFIGS, TICKS, pick_worker_compression
 from streams.web import serve_operator_pages
+from topics.catalog import CHANGELOG_CONFIGS, INGEST_TOPICS, MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, TICKS
+from topics.producing import pick_worker_compression
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +207,7 @@ class StreamWorker:
 def build_app(settings: Settings, writer: Writer | None = None) -> faust.App:
     """The faust app of one stream worker; without a writer, it opens the configured ClickHouse."""
     if writer is None:
-        from sinks.engine import open_engine
+        from sinks.connect import open_engine
         from sinks.writer import BatchWriter
 
         writer = BatchWriter(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 
-from ingest.topics import track_topics
+from topics.producing import track_topics
 
 ChangelogRecord = tuple[bytes, bytes | None]  # key, value (None deletes the key on recovery)
 

@@ -24,7 +24,7 @@ import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import NamedTuple
 
-from coex.memory import bound_memory
+from runtime.memory import bound_memory
 from streams import metrics
 from streams.prepare import Prepared, prepare
 

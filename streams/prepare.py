@@ -18,7 +18,6 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from ingest.topics import MAX_MESSAGE_BYTES
 from schemas.errors import UnsupportedChange
 from schemas.normalize import HistoryChunk, Normalized, normalize_change
 from schemas.routing import KNOWN_FIELDS, decode_record
@@ -26,6 +25,7 @@ from schemas.rows import MessageRow
 from sinks.encode import rows_to_arrow
 from streams import codec
 from streams.logic.media_join import is_placeholder
+from topics.catalog import MAX_MESSAGE_BYTES
 
 # The most JSON of messages one record of the worker holds: a `normalized_messages` record, a held
 # chunk's changelog value. Half the topics' limit: room for the record's head and, when snappy

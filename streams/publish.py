@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaProducer
 from faust.exceptions import ProducerSendError
 from faust.types import TopicT
 
-from ingest.topics import track_topics
 from streams import metrics, refused
 from streams.processor import UNORDERED_KINDS, Output, Published, merge_unordered
 from streams.sink_port import Writer
+from topics.producing import track_topics
 
 log = logging.getLogger(__name__)
 

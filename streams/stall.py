@@ -4,7 +4,7 @@ probe that tells a stuck worker from one whose Kafka is away.
 A worker whose stream stops taking records while records wait on its partitions and ClickHouse
 takes writes is stuck in its client libraries (seen on a fresh broker: nothing handled for 12
 minutes, the commit waiting for changelog batches aiokafka did not send; that cause is fixed, see
-`ingest.topics.track_topics`, the guard stays for the next one). Nothing is lost by leaving
+`topics.producing.track_topics`, the guard stays for the next one). Nothing is lost by leaving
 (offsets commit only after their rows are written), and `coex dev`, compose or any supervisor
 starts it again; staying would hold its partitions forever. An outage is not a stall: the writer
 retries ClickHouse and the clients reconnect to Kafka by design, and a restart would not help, so

@@ -18,8 +18,7 @@ from typing import Any
 import faust
 from faust.types import TopicT
 
-from coex.settings import Settings
-from ingest.topics import track_topics
+from runtime.settings import Settings
 from sinks.engine_server import serve_engine
 from sinks.remote import RemoteEngine
 from sinks.takeover import take_over
@@ -27,6 +26,7 @@ from streams import metrics
 from streams.patches import aiokafka_consumer, committed_offset, group_settled, producer
 from streams.sink_port import Writer
 from streams.stall import Verdict, Watch, await_chain, kafka_answers, sink_excuses
+from topics.producing import track_topics
 
 log = logging.getLogger(__name__)
 

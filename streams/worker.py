@@ -19,12 +19,12 @@ from typing import Any
 
 import faust
 
-from coex.logs import hold_back_repeats
-from coex.memory import bound_memory
-from coex.ports import web_port
-from coex.settings import Settings
-from ingest.topics import ensure_topics, log_created
-from sinks.engine import ClientEngine, Engine, open_engine
+from runtime.logs import hold_back_repeats
+from runtime.memory import bound_memory
+from runtime.ports import web_port
+from runtime.settings import Settings
+from sinks.connect import open_engine
+from sinks.engine import ClientEngine, Engine
 from sinks.engine_server import serve_engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
@@ -32,7 +32,7 @@ from streams.app import StreamWorker
 from streams.helper import Helper
 from streams.patches import PatchedWorker, PatchTargetMissing, check_patch_targets
 from streams.processor import TABLES
-from streams.topics import ensure_changelog_configs, ensure_tick_topic
+from topics.catalog import ensure_changelog_configs, ensure_tick_topic, ensure_topics, log_created
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from coex.settings import Settings
 from ingest.app import create_app
 from ingest.signature import sign
-from ingest.topics import topic_names
+from runtime.settings import Settings
 from tests.integration.broker_kit import ROOT, free_port
+from topics.catalog import topic_names
 
 SECRET = "integration-secret"
 VERIFY_TOKEN = "verify-me"

@@ -7,8 +7,8 @@ import textwrap
 OWNER = textwrap.dedent(
     """
     import asyncio, os, sys
-    from coex.settings import Settings
-    from sinks.engine import open_engine
+    from runtime.settings import Settings
+    from sinks.connect import open_engine
     from sinks.engine_server import serve_engine
     from sinks.migrate import apply_migrations
 

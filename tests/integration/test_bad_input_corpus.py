@@ -34,16 +34,16 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from ingest.topics import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES
 from schemas import jsontext
 from schemas.errors import EnvelopeError
-from schemas.routing import split_delivery, topic_name
+from schemas.routing import split_delivery
 from sinks.remote import RemoteEngine, RemoteError, connect_owner
 from streams.prepare import PART_BYTES
 from streams.processor import Processor, Record
 from tests.doubles import DictStore
 from tests.integration.broker_kit import free_port
 from tests.integration.ingest_kit import SECRET, signed
+from topics.catalog import MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, topic_name
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC = ROOT / "tests" / "fixtures" / "spec"

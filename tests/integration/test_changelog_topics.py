@@ -10,10 +10,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from coex.settings import Settings
-from ingest.topics import MAX_MESSAGE_BYTES
+from runtime.settings import Settings
 from streams.processor import HELD, TABLES
-from streams.topics import CHANGELOG_CONFIGS, changelog_topic, ensure_changelog_configs
+from topics.catalog import CHANGELOG_CONFIGS, MAX_MESSAGE_BYTES, changelog_topic, ensure_changelog_configs
 
 
 @pytest.fixture

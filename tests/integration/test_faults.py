@@ -29,7 +29,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from schemas.routing import INGEST_TOPICS
 from tests.integration.broker_kit import Broker
 from tests.integration.ingest_kit import IngestProcess, signed
 from tests.integration.test_streams import (
@@ -52,6 +51,7 @@ from tests.unit.test_processor import (
     deliveries,
     records,
 )
+from topics.catalog import INGEST_TOPICS
 
 SOAK = os.environ.get("COEX_SOAK") == "1"
 soak = pytest.mark.skipif(not SOAK, reason="a soak: runs with COEX_SOAK=1")

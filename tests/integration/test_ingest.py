@@ -10,8 +10,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from coex.settings import Settings
-from ingest.topics import ensure_topics, topic_names
+from runtime.settings import Settings
 from schemas.routing import decode_record
 from tests.integration.ingest_kit import (
     SECRET,
@@ -24,6 +23,7 @@ from tests.integration.ingest_kit import (
     records_written,
     signed,
 )
+from topics.catalog import ensure_topics, topic_names
 
 
 @pytest.fixture

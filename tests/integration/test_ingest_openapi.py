@@ -9,8 +9,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from ingest.app import create_app
-from ingest.topics import ensure_topics
 from tests.integration.ingest_kit import ingest_settings
+from topics.catalog import ensure_topics
 
 
 def test_every_answer_is_documented(kafka_bootstrap: str, unique: Callable[[str], str]) -> None:

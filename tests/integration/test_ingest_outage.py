@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ingest.topics import ensure_topics
 from tests.integration.broker_kit import ROOT, Broker, free_port_pair
 from tests.integration.ingest_kit import (
     SECRET,
@@ -27,6 +26,7 @@ from tests.integration.ingest_kit import (
     records_written,
     signed,
 )
+from topics.catalog import ensure_topics
 
 
 async def post_until(client, body: bytes, code: int, within_s: float) -> float:  # type: ignore[no-untyped-def]

@@ -11,8 +11,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from coex.lag import fetch_lag, partition_of
-from coex.settings import Settings
-from ingest.topics import ensure_topics
+from runtime.settings import Settings
+from topics.catalog import ensure_topics
 
 
 async def test_lag_counts_what_the_worker_group_has_not_committed(

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from schemas.rows import DeadLetterRow, message_version
-from sinks.engine import Engine, open_engine
+from sinks.connect import open_engine
+from sinks.engine import Engine
 from sinks.migrate import apply_migrations
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
 from sinks.rebuild import Rebuild

@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from ingest.topics import track_topics
 from streams.changelog import send_batches
+from topics.producing import track_topics
 
 
 async def test_a_batch_reaches_a_topic_the_producer_knew_only_from_a_fetch_of_all_topics(

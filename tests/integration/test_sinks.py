@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from schemas.rows import (
     AccountEventRow,
     ContactRow,
@@ -31,8 +31,9 @@ from schemas.rows import (
     message_version,
 )
 from sinks import metrics
+from sinks.connect import open_engine
 from sinks.encode import FORMAT, columns_to_arrow, rows_to_arrow, serialize
-from sinks.engine import Engine, open_engine
+from sinks.engine import Engine
 from sinks.migrate import apply_migrations
 from sinks.migrations import MIGRATIONS, SCHEMA_MIGRATIONS_DDL
 from sinks.remote import RemoteEngine

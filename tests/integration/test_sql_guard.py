@@ -19,8 +19,9 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coex.settings import Settings
-from sinks.engine import ClientEngine, open_engine
+from runtime.settings import Settings
+from sinks.connect import open_engine
+from sinks.engine import ClientEngine
 from sinks.migrate import apply_migrations
 from sinks.statements import StatementRefused
 from sinks.tables import WRITABLE_TABLES

@@ -28,10 +28,9 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from sinks.remote import connect_owner
 from streams.processor import TABLES
-from streams.topics import ensure_changelog_configs
 from streams.worker import STOP_GRACE_S
 from tests.integration.broker_kit import Broker, free_port
 from tests.unit.test_processor import (
@@ -46,6 +45,7 @@ from tests.unit.test_processor import (
     deliveries,
     records,
 )
+from topics.catalog import ensure_changelog_configs
 
 ROOT = Path(__file__).resolve().parents[2]
 COEX = str(ROOT / ".venv" / "bin" / "coex")
@@ -64,8 +64,9 @@ TOOK_OVER = "this worker opened it and serves it now"
 ENGINE_OWNER = textwrap.dedent(
     """
     import asyncio, sys
-    from coex.settings import Settings
-    from sinks.engine import ClientEngine, open_engine
+    from runtime.settings import Settings
+    from sinks.engine import ClientEngine
+    from sinks.connect import open_engine
     from sinks.engine_server import serve_engine
     from sinks.migrate import apply_migrations
 

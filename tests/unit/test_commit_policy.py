@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from streams.commit_policy import QUIET_S, Held, Limits, commit_by_time, commit_due, may_commit_now
 
 MIB = 1024 * 1024

@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from coex.dev import child_env, with_dev_defaults
-from coex.settings import Settings
 from ingest.app import create_app
+from runtime.settings import Settings
 from tests.unit.test_ingest_http import MemoryPublisher, settings
 
 DOC_PAGES = ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect")

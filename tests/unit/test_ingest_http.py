@@ -12,11 +12,11 @@ import httpx
 import orjson
 import pytest
 
-from coex.settings import Settings
 from ingest.app import create_app
 from ingest.errors import KafkaUnavailable
 from ingest.signature import sign
 from ingest.state import InsecureConfig
+from runtime.settings import Settings
 from schemas.routing import ChangeRecord
 
 SECRET = "test-secret"

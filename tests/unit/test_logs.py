@@ -1,4 +1,4 @@
-"""Repeated warnings held back (coex/logs.py)."""
+"""Repeated warnings held back (runtime/logs.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from mode.utils.logging import ExtensionFormatter
 
-from coex.logs import RepeatFilter
+from runtime.logs import RepeatFilter
 
 
 class Clock:

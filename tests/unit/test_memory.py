@@ -13,7 +13,7 @@ PROBE = """
 import gc, json, os, sys, pyarrow as pa
 if sys.argv[1:] == ["engine-first"]:
     import chdb
-from coex.memory import bound_memory
+from runtime.memory import bound_memory
 applied = bound_memory()
 print(json.dumps({"applied": applied, "pool": pa.default_memory_pool().backend_name, "gc": gc.get_threshold(),
                   "je": os.environ.get("JE_MALLOC_CONF")}))

@@ -15,12 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.routing import split_delivery, topic_name
+from schemas.routing import split_delivery
 from schemas.rows import MessageRow
 from sinks.tables import ROW_TYPES
 from streams.prepare import messages_json, prepare
 from streams.processor import Output, Processor, Record
 from tests.doubles import DictStore
+from topics.catalog import topic_name
 
 WABA = "102290129340398"
 PNID = "106540352242922"

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from coex.dev import banner
-from coex.redact import redact_url, scrub, scrub_logs
-from coex.settings import Settings
+from runtime.redact import redact_url, scrub, scrub_logs
+from runtime.settings import Settings
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError, RecordListTooLargeError
 from faust.exceptions import ProducerSendError
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from schemas.rows import DeadLetterRow
 from streams import app as app_module
 from streams import publish

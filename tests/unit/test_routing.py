@@ -12,17 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import EnvelopeError
-from schemas.routing import (
-    INGEST_TOPICS,
-    KNOWN_FIELDS,
-    UNKNOWN_FIELD,
-    WrappedChange,
-    change_key,
-    decode_record,
-    split_delivery,
-    topic_name,
-)
+from schemas.routing import KNOWN_FIELDS, UNKNOWN_FIELD, WrappedChange, change_key, decode_record, split_delivery
 from tests.unit import strategies as s
+from topics.catalog import INGEST_TOPICS, topic_name
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 META = {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"}

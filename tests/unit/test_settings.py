@@ -1,6 +1,6 @@
 import pytest
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from sinks.client import parse_url
 
 

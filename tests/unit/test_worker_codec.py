@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from coex.settings import Settings
-from streams import topics
+from runtime.settings import Settings
 from streams.app import StreamWorker
+from topics import producing
 
 
 class _NoWriter:
@@ -23,6 +23,6 @@ def test_the_worker_produces_snappy(tmp_path: Path) -> None:
 def test_without_a_snappy_codec_the_worker_falls_back_to_the_ingests_choice(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(topics, "has_snappy", lambda: False)
-    monkeypatch.setattr(topics, "pick_compression", lambda: "zstd")
-    assert topics.pick_worker_compression() == "zstd"
+    monkeypatch.setattr(producing, "has_snappy", lambda: False)
+    monkeypatch.setattr(producing, "pick_compression", lambda: "zstd")
+    assert producing.pick_worker_compression() == "zstd"

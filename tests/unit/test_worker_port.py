@@ -1,6 +1,6 @@
 import socket
 
-from coex.ports import web_port
+from runtime.ports import web_port
 
 
 def test_a_taken_metrics_port_falls_back_to_a_free_one() -> None:

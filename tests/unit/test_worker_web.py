@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from coex.settings import Settings
+from runtime.settings import Settings
 from streams.app import StreamWorker
 
 

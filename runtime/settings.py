@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from coex.redact import redact_url
+from runtime.redact import redact_url
 
 
 class Settings(BaseSettings):
