@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-# orjson.loads refuses a document nested deeper (tests/unit/test_json_depth.py pins both limits).
+# orjson.loads refuses a document nested deeper (tests/unit/schemas/test_jsontext.py pins both limits).
 MAX_DEPTH = 1024
 # orjson.dumps refuses an object nested deeper: the most a stored `raw` column holds.
 ROW_DEPTH = 254

@@ -2,7 +2,7 @@
 
 pyproject.toml pins the versions these were written and tested against (`PINNED`); the worker calls
 `check_patch_targets()` before anything else and refuses to run when one of `TARGETS` is missing,
-and tests/unit/test_patches.py fails when an upgrade removes one. Why each one exists is said where
+and tests/unit/streams/test_patches.py fails when an upgrade removes one. Why each one exists is said where
 it is installed; streams/delivery.py explains the hand-over changes at length.
 """
 

@@ -43,7 +43,7 @@ from tests.integration.test_streams import (
     _state,
     _wait_for,
 )
-from tests.unit.test_processor import (
+from tests.unit.streams.test_processor import (
     MESSAGE_COLUMNS,
     Scenario,
     add_echoes,

@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from tests.integration.test_streams import WAIT_S, Cluster, _produce
-from tests.unit.test_processor import records
+from tests.unit.streams.test_processor import records
 
 PNID = "106540352242922"
 OTHER_PNID = "106540352240000"

@@ -43,7 +43,7 @@ from sinks.writer import BatchWriter
 from streams.processor import Processor, Record
 from tests.doubles import DictStore
 from tests.integration.owner_kit import OWNER
-from tests.unit.test_processor import records
+from tests.unit.streams.test_processor import records
 
 ROOT = Path(__file__).resolve().parents[2]
 PNID = "106540352242922"

@@ -1,6 +1,6 @@
 """Stream workers against the real broker and the embedded ClickHouse, run as `coex worker` processes.
 
-The scenario (tests/unit/test_processor.py): shuffled history chunks of three phases with media
+The scenario (tests/unit/streams/test_processor.py): shuffled history chunks of three phases with media
 follow-ups before and after their placeholders, contacts changed out of order, echoes, a declined
 history, a PARTNER_REMOVED; every delivery sent two or three times. Each test ends in exactly the
 expected rows, read with FINAL through the worker's own engine endpoint while it runs.
@@ -33,7 +33,7 @@ from sinks.remote import connect_owner
 from streams.processor import TABLES
 from streams.worker import STOP_GRACE_S
 from tests.integration.broker_kit import Broker, free_port
-from tests.unit.test_processor import (
+from tests.unit.streams.test_processor import (
     DECLINED_PNID,
     MESSAGE_COLUMNS,
     MSGS_PER_CHUNK,

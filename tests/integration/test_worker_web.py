@@ -17,7 +17,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from tests.integration.test_streams import WAIT_S, Cluster
-from tests.unit.test_processor import PNID, build_scenario, records
+from tests.unit.streams.test_processor import PNID, build_scenario, records
 
 # faust's own pages, by the blueprint that served them; {held} is a held chunk's key.
 FAUST_PAGES = (

@@ -12,9 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas.errors import EnvelopeError
-from schemas.routing import KNOWN_FIELDS, UNKNOWN_FIELD, WrappedChange, change_key, decode_record, split_delivery
+from schemas.routing import WrappedChange, change_key, decode_record, split_delivery
 from tests.unit import strategies as s
-from topics.catalog import INGEST_TOPICS, topic_name
 
 PROPERTY = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 META = {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"}
@@ -22,14 +21,6 @@ META = {"display_phone_number": "15550783881", "phone_number_id": "1065403522429
 
 def body(*entries: Any) -> bytes:
     return orjson.dumps({"object": "whatsapp_business_account", "entry": list(entries)})
-
-
-def test_topics() -> None:
-    assert (*KNOWN_FIELDS, UNKNOWN_FIELD) == INGEST_TOPICS
-    assert topic_name("history", "coex.") == "coex.history"
-    assert topic_name("messages", "") == "messages"
-    assert topic_name("phone_number_quality_update", "coex.") == "coex.unknown"
-    assert topic_name("unknown", "coex.") == "coex.unknown"
 
 
 @pytest.mark.parametrize(
@@ -157,7 +148,6 @@ def test_split_then_decode_round_trips(raw: bytes, received_at: float) -> None:
         pnid = change["value"].get("metadata", {}).get("phone_number_id")
         assert record.key == (pnid or entry["id"]).encode()
         assert record.field == change["field"]
-        assert topic_name(record.field, "p.") in {f"p.{t}" for t in INGEST_TOPICS}
 
 
 json_values = st.recursive(

@@ -20,9 +20,9 @@ from schemas.routing import split_delivery
 from streams import metrics
 from streams.helper import Helper
 from streams.prepare import Prepared, prepare
-from tests.unit.test_processor import build_scenario, records
+from tests.unit.streams.test_processor import build_scenario, records
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

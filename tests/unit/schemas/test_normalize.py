@@ -17,7 +17,7 @@ from schemas.routing import decode_record, split_delivery
 from schemas.rows import MessageRow, contact_version, message_version
 from tests.unit import strategies as s
 
-SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "spec"
+SPEC = Path(__file__).resolve().parents[2] / "fixtures" / "spec"
 WABA, PNID, BUSINESS, USER = "102290129340398", "106540352242922", "15550783881", "16505551234"
 META = {"display_phone_number": BUSINESS, "phone_number_id": PNID}
 PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

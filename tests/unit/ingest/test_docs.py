@@ -9,7 +9,7 @@ import pytest
 from coex.dev import child_env, with_dev_defaults
 from ingest.app import create_app
 from runtime.settings import Settings
-from tests.unit.test_ingest_http import MemoryPublisher, settings
+from tests.unit.ingest.test_http import MemoryPublisher, settings
 
 DOC_PAGES = ("/openapi.json", "/docs", "/redoc", "/docs/oauth2-redirect")
 
