@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
@@ -168,7 +167,7 @@ class StreamWorker:
 
     async def _apply(self, event: EventT[bytes], pending: Pending | None) -> None:
         prepared = None if self._is_tick(event) else await self.helper.result(event_value(event), pending)
-        if self._stale(event):
+        if patches.read_before_rebalance(self.app, event.message):
             # Read ahead before a rebalance: faust reads it again from the committed offset (its
             # ack would be refused anyway, see `patches.refuse_stale_acks`).
             metrics.STALE_SKIPPED.inc()
@@ -180,10 +179,6 @@ class StreamWorker:
 
     def _is_tick(self, event: EventT[bytes]) -> bool:
         return event.message.topic == self.ticks.get_topic_name()
-
-    def _stale(self, event: EventT[bytes]) -> bool:
-        app: Any = self.app
-        return bool(event.message.generation_id != app.consumer_generation_id or not app.flow_control.is_active())
 
     async def _handle(self, event: EventT[bytes], prepared: Prepared | None = None) -> None:
         msg = event.message

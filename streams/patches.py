@@ -145,6 +145,12 @@ def group_settled(consumer: Any) -> bool:
 # ---- the consumer: commits and seeks around rebalances ---------------------------------------------
 
 
+def read_before_rebalance(app: Any, message: Any) -> bool:
+    """Whether a record was fetched under an older consumer generation, or while flow is paused for
+    a rebalance: faust reads it again from the committed offset once the rebalance ends."""
+    return bool(message.generation_id != app.consumer_generation_id or not app.flow_control.is_active())
+
+
 def refuse_stale_acks(app: Any) -> None:
     """faust acks the records it skips during a rebalance (fetched under an older generation, or
     while flow is paused) and would commit past them: they would never be read again. Refuse those
@@ -156,7 +162,7 @@ def refuse_stale_acks(app: Any) -> None:
     ack = consumer.ack
 
     def guarded_ack(message: Any) -> bool:
-        if message.generation_id != app.consumer_generation_id or not app.flow_control.is_active():
+        if read_before_rebalance(app, message):
             metrics.REFUSED_ACKS.inc()
             return False
         return bool(ack(message))

@@ -4,9 +4,11 @@ there in the installed versions; a missing one stops the worker with a message t
 from __future__ import annotations
 
 import logging
+import types
 
 import pytest
 
+from streams import patches
 from streams.patches import TARGETS, PatchTargetMissing, Target, check_patch_targets, has_attribute, missing_targets
 
 
@@ -59,3 +61,31 @@ def test_the_worker_refuses_to_start_on_other_library_versions(
     with caplog.at_level(logging.CRITICAL):
         assert worker.run(object(), object()) == worker.EXIT_LIBRARY_MISMATCH  # type: ignore[arg-type]
     assert "Stub._renamed" in caplog.text
+
+
+class _Flow:
+    def __init__(self, active: bool) -> None:
+        self.active = active
+
+    def is_active(self) -> bool:
+        return self.active
+
+
+class _App:
+    def __init__(self, generation: int, active: bool) -> None:
+        self.consumer_generation_id = generation
+        self.flow_control = _Flow(active)
+        self.consumer = types.SimpleNamespace(ack=lambda message: True)
+
+
+@pytest.mark.parametrize(
+    ("generation", "active", "stale"), [(3, True, False), (2, True, True), (3, False, True), (2, False, True)]
+)
+def test_a_record_read_before_a_rebalance_is_not_acked(
+    generation: int, active: bool, stale: bool
+) -> None:
+    app = _App(3, active)
+    message = types.SimpleNamespace(generation_id=generation)
+    assert patches.read_before_rebalance(app, message) is stale
+    patches.refuse_stale_acks(app)
+    assert app.consumer.ack(message) is (not stale)
