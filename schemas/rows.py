@@ -50,17 +50,27 @@ class MessageRow(NamedTuple):
     context_id: str  # the message this one replies to; '' if none
     error_code: int | None  # e.g. 131060 on a messages webhook
     version: int
+    # The user's BSUID as the platform gave it ('' if none), and their username ('' if none).
+    contact_user_id: str = ""
+    contact_username: str = ""
 
 
 class ContactRow(NamedTuple):
     phone_number_id: str
-    contact_wa_id: str
+    contact_wa_id: str  # '' when the platform withheld the number and no link gave it
     full_name: str
     first_name: str
     deleted: int  # 0 | 1
     changed_at: int  # unix seconds, the change's own timestamp
     waba_id: str
     version: int
+    contact_user_id: str = ""  # BSUID, '' if none
+    username: str = ""
+    # The row's key within the business: the user's phone number, or their BSUID where the number
+    # was unknown when the user was first seen (streams/logic/identity.py); never changes after.
+    user_key: str = ""
+    # 1 when this key's user turned out to be another key's user: FINAL then drops the row.
+    merged: int = 0
 
 
 def contact_version(changed_at: int, deleted: bool) -> int:
@@ -102,6 +112,20 @@ class StatusRow(NamedTuple):
     status_at: int
     error_code: int | None
     raw: str
+    recipient_user_id: str = ""  # BSUID, '' if none
+
+
+class IdentityRow(NamedTuple):
+    """A user seen with a phone number and a BSUID together: they are one user (`user_identities`)."""
+
+    phone_number_id: str
+    contact_user_id: str  # BSUID
+    contact_wa_id: str  # phone number
+    username: str
+    first_seen_at: int  # unix seconds: the earliest record's own time that carried both
+    last_seen_at: int
+    waba_id: str
+    version: int  # last_seen_at: the newest sighting wins
 
 
 class DeadLetterRow(NamedTuple):

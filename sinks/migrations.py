@@ -256,12 +256,50 @@ _ONE_PARTITION = (
     ),
 )
 
+# Users who hide their number (BSUIDs). Rows written before carry the BSUID, if the platform sent
+# one, in their `raw` only: the user's on a message they sent, the recipient's on one the business
+# sent. The defaults read it from there for those rows; new rows are written with every column.
+_BSUIDS = (
+    """
+ALTER TABLE {db}.messages
+    ADD COLUMN IF NOT EXISTS contact_user_id String DEFAULT
+        JSONExtractString(raw, if(direction = 'inbound', 'from_user_id', 'to_user_id')),
+    ADD COLUMN IF NOT EXISTS contact_username String DEFAULT ''
+""",
+    """
+ALTER TABLE {db}.message_statuses
+    ADD COLUMN IF NOT EXISTS recipient_user_id String DEFAULT JSONExtractString(raw, 'recipient_user_id')
+""",
+    """
+ALTER TABLE {db}.contacts
+    ADD COLUMN IF NOT EXISTS contact_user_id String DEFAULT '',
+    ADD COLUMN IF NOT EXISTS username String DEFAULT '',
+    ADD COLUMN IF NOT EXISTS user_key String DEFAULT contact_wa_id,
+    ADD COLUMN IF NOT EXISTS merged UInt8 DEFAULT 0
+""",
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.user_identities (
+    phone_number_id String,
+    contact_user_id String,
+    contact_wa_id String,
+    username String,
+    first_seen_at DateTime('UTC'),
+    last_seen_at DateTime('UTC'),
+    waba_id String,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY (phone_number_id, contact_user_id)
+SETTINGS {_DEDUP}
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
     Migration(3, "account_events: one row per change", _ACCOUNT_EVENT_KEY),
     Migration(4, "dead_letters: one row per bad item", _DEAD_LETTER_ITEM),
     Migration(5, "messages, dead_letters: one partition, one row per key", _ONE_PARTITION),
+    Migration(6, "users who hide their number: BSUIDs, usernames, user_identities", _BSUIDS),
 )
 
 SCHEMA_MIGRATIONS_DDL = """

@@ -9,6 +9,7 @@ from schemas.rows import (
     ContactRow,
     DeadLetterRow,
     HistorySyncRow,
+    IdentityRow,
     MessageRow,
     StatusRow,
     WebhookErrorRow,
@@ -22,6 +23,7 @@ ROW_TYPES: dict[str, type[tuple[Any, ...]]] = {
     "dead_letters": DeadLetterRow,
     "message_statuses": StatusRow,
     "webhook_errors": WebhookErrorRow,
+    "user_identities": IdentityRow,
 }
 
 

@@ -107,6 +107,7 @@ def _chunk(chunk: HistoryChunk, encode: bool) -> PreparedChunk:
 _JSON_FIELDS = (
     "message_id", "contact_wa_id", "direction", "source", "type", "text", "media_id", "media_mime_type",
     "status", "sent_at", "history_phase", "history_chunk_order", "raw", "context_id", "error_code",
+    "contact_user_id", "contact_username",
 )  # fmt: skip
 
 
@@ -126,16 +127,17 @@ def messages_json(rows: Sequence[MessageRow]) -> bytes:
 
     Always: message_id, contact_wa_id, direction, source, type, text, status, sent_at and raw. Only
     when set: history_phase and history_chunk_order (history messages), media_id and
-    media_mime_type, context_id, error_code. `raw` is embedded as the JSON object it is, not as an
-    escaped string: no second parse for the apps. Leaving out what is empty or the record's own
-    halves the cost of this JSON, the worker's largest after parsing (bench/RESULTS.md)."""
+    media_mime_type, context_id, error_code, contact_user_id and contact_username. `raw` is
+    embedded as the JSON object it is, not as an escaped string: no second parse for the apps.
+    Leaving out what is empty or the record's own halves the cost of this JSON, the worker's
+    largest after parsing (bench/RESULTS.md)."""
     out: list[dict[str, Any]] = []
     append = out.append
     fragment = orjson.Fragment
     fields = _json_fields(type(rows[0])) if rows else _json_fields(MessageRow)
     for (
         message_id, contact, direction, source, mtype, text, media_id, mime, status, sent_at,
-        phase, order, raw, context_id, error_code,
+        phase, order, raw, context_id, error_code, user_id, username,
     ) in map(fields, rows):  # fmt: skip
         message: dict[str, Any] = {
             "message_id": message_id,
@@ -157,6 +159,10 @@ def messages_json(rows: Sequence[MessageRow]) -> bytes:
             message["context_id"] = context_id
         if error_code is not None:
             message["error_code"] = error_code
+        if user_id:
+            message["contact_user_id"] = user_id
+        if username:
+            message["contact_username"] = username
         message["raw"] = fragment(raw)
         append(message)
     return orjson.dumps(out)

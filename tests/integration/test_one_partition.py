@@ -23,6 +23,9 @@ from tests.integration.test_sinks import T0, engine, final_rows, message, settin
 
 __all__ = ["engine", "settings"]  # fixtures
 
+# Migration 5 and those after it, as `coex migrate` names them.
+FROM_5 = [f"{m.version} {m.name}" for m in MIGRATIONS[4:]]
+
 DAY = 86_400
 
 
@@ -86,7 +89,7 @@ def assert_upgraded(engine: Engine, db: str) -> None:
 def test_a_version_4_schema_upgrades_to_one_partition_and_keeps_its_rows(settings: Settings) -> None:
     engine = schema_4(settings)
     try:
-        assert apply_migrations(engine, settings.clickhouse_database) == ["5 " + MIGRATIONS[4].name]
+        assert apply_migrations(engine, settings.clickhouse_database) == FROM_5
         assert_upgraded(engine, settings.clickhouse_database)
         assert engine.query_rows("SELECT sum(messages) FROM threads") == [(3,)]  # views read the new table
         sorting = engine.query_rows(
@@ -144,7 +147,8 @@ def test_an_upgrade_cut_short_anywhere_finishes_when_run_again(old: Engine, sett
     crashing = CrashingEngine(old, at)
     with contextlib.suppress(Crash):
         apply_migrations(crashing, db)  # type: ignore[arg-type]
-    assert apply_migrations(old, db) in ([], ["5 " + MIGRATIONS[4].name])
+    rest = apply_migrations(old, db)
+    assert rest == FROM_5[len(FROM_5) - len(rest) :]
     assert_upgraded(old, db)
 
 

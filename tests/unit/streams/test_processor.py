@@ -412,13 +412,17 @@ def test_a_published_message_has_its_columns_but_the_records_own_and_the_empty_o
     live = row._replace(
         source="cloud_api", type="image", text="", media_id="m1", media_mime_type="image/jpeg", status="",
         history_phase=None, history_chunk_order=None, context_id="wamid.0", error_code=131060,
+        contact_user_id="US.13491208655302741918", contact_username="pablo",
     )  # fmt: skip
     [message] = orjson.loads(messages_json([live]))
-    assert {k: message[k] for k in ("media_id", "media_mime_type", "context_id", "error_code")} == {
+    optional = ("media_id", "media_mime_type", "context_id", "error_code", "contact_user_id", "contact_username")
+    assert {k: message[k] for k in optional} == {
         "media_id": "m1",
         "media_mime_type": "image/jpeg",
         "context_id": "wamid.0",
         "error_code": 131060,
+        "contact_user_id": "US.13491208655302741918",
+        "contact_username": "pablo",
     }
     left_out = {"phone_number_id", "waba_id", "version", "history_phase", "history_chunk_order"}
     assert set(MessageRow._fields) - set(message) == left_out

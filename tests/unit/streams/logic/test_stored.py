@@ -178,6 +178,8 @@ class WiderRow(NamedTuple):
     context_id: str
     error_code: int | None
     version: int
+    contact_user_id: str = ""
+    contact_username: str = ""
     reaction: str = ""
 
 
