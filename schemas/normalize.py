@@ -8,22 +8,37 @@ Malformed input: an item of a list that cannot be read (a message, a status, a c
 is set aside as one `Rejected(path, expected, raw)`, the path naming its first bad field (e.g.
 `$.value.history[0].threads[2].messages[5].timestamp`), and the rest of the change goes on: one bad
 message does not cost the thousands of good ones in its chunk. A change whose frame cannot be read
-(its metadata, a chunk's phase, a thread's id, a list that is not a list) is refused whole with one
-`ChangeError(path, expected)`. Only what is stored as a key, a time or a status is checked; content
-fields (a caption that is not a string, say) are read leniently as ''.
+(its metadata, a chunk's phase, a thread's id or `context`, a list that is not a list) is refused
+whole with one `ChangeError(path, expected)`. Only what is stored as a key, a time or a status is
+checked; content fields (a caption or a username that is not a string, say) are read leniently as ''.
+
+Users who hide their number (reference/usernames-and-bsuids.md): every phone-number field may be
+'' and the user's BSUID comes beside it (`user_id`, `from_user_id`, `to_user_id`,
+`recipient_user_id`), stored exactly as received. A value's `contacts[]` (`wa_id`, `user_id`,
+`profile.username`) names the users of its messages: a message takes the entry of its user (same
+BSUID or same number, none contradicting), or the only entry when it names no other user.
 
 Per message (all sources):
 
 | column          | value                                                                        |
 | --------------- | ---------------------------------------------------------------------------- |
 | direction       | history, follow-up: `outbound` when `from` is the business number (as shown, |
-|                 | digits, `+digits`) or, in a thread, not the thread's user (digits compared); |
-|                 | without `from`: when `to` is there (only the business's messages carry it),  |
-|                 | else `history_context.from_me`; otherwise `inbound`; echo: always            |
-|                 | `outbound`; messages webhook: `inbound`. A follow-up joined to its           |
-|                 | placeholder takes the placeholder's direction and contact (streams/logic)    |
-| contact_wa_id   | history: the thread `id`; echo: `to`; messages webhook: `from`; follow-up:    |
-|                 | `from` when inbound, `to` (if any) when outbound, else ''                     |
+|                 | digits, `+digits`); else `inbound` when the message has a `from_user_id`     |
+|                 | (only the user's carry it); else, in a thread, `outbound` when `from` is not |
+|                 | the thread's user (digits compared; any number when the user's is withheld); |
+|                 | `from` given as '' is the user's (the business's number is never withheld);  |
+|                 | without `from`: `outbound` when `to` or `to_user_id` is there (only the      |
+|                 | business's messages carry them), else `history_context.from_me`; otherwise   |
+|                 | `inbound`; echo: always `outbound`; messages webhook: `inbound`. A follow-up |
+|                 | joined to its placeholder takes the placeholder's direction and contact      |
+| contact_wa_id   | history: the thread's `id`, else its `context.wa_id`; echo: `to`; messages     |
+|                 | webhook: `from`; follow-up: `from` when inbound, `to` when outbound; else the  |
+|                 | number of the message's `contacts[]` entry; else ''                          |
+| contact_user_id | history: the thread's `context.user_id`, else the message's `from_user_id` /  |
+|                 | `to_user_id`; others: the user's (`from_user_id` inbound, `to_user_id`       |
+|                 | outbound), else its `contacts[]` entry's `user_id`; else ''                  |
+| contact_username| history: the thread's `context.username`; others: its `contacts[]` entry's    |
+|                 | `profile.username`; else ''                                                  |
 | sent_at         | `timestamp` (digit string or integer), unix seconds                          |
 | status          | history chunks: `history_context.status` lower-case; otherwise ''            |
 | context_id      | `context.id`; for a reaction without context, `reaction.message_id`          |
@@ -50,6 +65,10 @@ Per message (all sources):
 | location, contacts, template,         | ''; the object stays in `raw`         | ''                         |
 | unsupported, anything else            | (any other type: its `body`/`caption` |                            |
 |                                       | string if it has one)                 |                            |
+
+An echo or a messages-webhook message that names no user (no number, no BSUID, no `contacts[]`
+entry giving one) is an unreadable item; so is a state-sync contact without `phone_number` and
+`user_id`, and a history thread without `id`, `context.wa_id` and `context.user_id` refuses its change.
 
 Errors: `history[].errors[]` (e.g. 2593109, history declined) go to `history_errors`; every other
 error the platform reports (`value.errors[]`, a message's or a status's `errors[]`) goes to
@@ -93,6 +112,18 @@ SOURCE_CLOUD_API = "cloud_api"
 _FOLLOWUP = "followup"  # source 'history', but direction/contact/status as described above
 
 
+@dataclass(frozen=True, slots=True)
+class _User:
+    """A WhatsApp user as a change names them: '' for what it does not give (a withheld number)."""
+
+    phone: str
+    user_id: str  # BSUID, as received
+    username: str
+
+
+_NOBODY = _User("", "", "")
+
+
 @dataclass(slots=True)
 class HistoryChunk:
     phase: int
@@ -123,7 +154,8 @@ class Normalized:
     business_number: str  # value.metadata.display_phone_number or ''
     messages: list[MessageRow] = dc_field(default_factory=list)  # echo and cloud_api rows
     history_chunks: list[HistoryChunk] = dc_field(default_factory=list)
-    media_followups: list[MessageRow] = dc_field(default_factory=list)  # history, value.messages[]
+    # history, value.messages[] and value.message_echoes[]
+    media_followups: list[MessageRow] = dc_field(default_factory=list)
     history_errors: list[WebhookErrorRow] = dc_field(default_factory=list)  # history[].errors[]
     contacts: list[ContactRow] = dc_field(default_factory=list)
     statuses: list[StatusRow] = dc_field(default_factory=list)
@@ -207,13 +239,11 @@ def _history(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) 
             tat = f"{at}.threads[{t}]"
             if type(thread) is not dict:
                 raise _Bad(tat, "expected an object")
-            contact = thread.get("id")
-            if type(contact) is not str or not contact:
-                raise _Bad(f"{tat}.id", "expected the WhatsApp user's number (non-empty string)")
+            user = _thread_user(thread, tat)
             messages = _list(thread, "messages", tat)
             for i, message in enumerate(messages):
                 try:
-                    row = _message_row(message, SOURCE_HISTORY, pnid, waba_id, biz, contact, phase, chunk_order)
+                    row = _message_row(message, SOURCE_HISTORY, pnid, waba_id, biz, user, (), phase, chunk_order)
                 except _Bad as bad:  # try is free in 3.11 until it raises
                     out.reject(f"{tat}.messages[{i}]", bad, message)
                     continue
@@ -221,8 +251,29 @@ def _history(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) 
                 if row.error_code is not None:
                     out.errors.extend(_message_errors(message, row, field))
         out.history_chunks.append(HistoryChunk(phase, chunk_order, progress, rows))
-    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, out)
+    contacts = _contacts(value, out)
+    out.media_followups = _messages(value, "messages", _FOLLOWUP, pnid, waba_id, biz, contacts, out)
+    out.media_followups += _messages(value, "message_echoes", _FOLLOWUP, pnid, waba_id, biz, contacts, out)
     return out
+
+
+def _thread_user(thread: dict[str, Any], at: str) -> _User:
+    """The user of a history thread: its `id` (their number) and `context` (number, BSUID, username)."""
+    phone = thread.get("id")
+    if type(phone) is not str:
+        raise _Bad(f"{at}.id", "expected the WhatsApp user's number (string)")
+    context = thread.get("context")
+    if context is None:
+        user = _User(phone, "", "")
+    elif type(context) is not dict:
+        raise _Bad(f"{at}.context", "expected an object")
+    else:
+        wa_id = _phone(context.get("wa_id"), f"{at}.context.wa_id")
+        user_id = _user_id(context.get("user_id"), f"{at}.context.user_id")
+        user = _User(phone or wa_id, user_id, _str(context.get("username")))
+    if not user.phone and not user.user_id:
+        raise _Bad(f"{at}.id", "expected the WhatsApp user's number, or a BSUID in `context.user_id`")
+    return user
 
 
 def _state_sync(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
@@ -251,9 +302,10 @@ def _contact_change(item: Any, pnid: str, waba_id: str) -> ContactRow | None:
     contact = item.get("contact")
     if type(contact) is not dict:
         raise _Bad(".contact", "expected an object")
-    wa_id = contact.get("phone_number")
-    if type(wa_id) is not str or not wa_id:
-        raise _Bad(".contact.phone_number", "expected the contact's number (non-empty string)")
+    wa_id = _phone(contact.get("phone_number"), ".contact.phone_number")
+    user_id = _user_id(contact.get("user_id"), ".contact.user_id")
+    if not wa_id and not user_id:
+        raise _Bad(".contact.phone_number", "expected the contact's number, or a BSUID in `user_id`")
     action = item.get("action")
     if action not in ("add", "remove"):
         raise _Bad(".action", "expected 'add' or 'remove'")
@@ -272,13 +324,15 @@ def _contact_change(item: Any, pnid: str, waba_id: str) -> ContactRow | None:
         changed_at=changed_at,
         waba_id=waba_id,
         version=contact_version(changed_at, deleted),
+        contact_user_id=user_id,
+        username=_str(contact.get("username")),
     )
 
 
 def _echoes(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
-    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), out)
+    out.messages = _messages(value, "message_echoes", SOURCE_ECHO, pnid, waba_id, (), _contacts(value, out), out)
     return out
 
 
@@ -310,7 +364,7 @@ def _account_update(field: str, value: dict[str, Any], waba_id: str, occurred_at
 def _cloud_api(field: str, value: dict[str, Any], waba_id: str, occurred_at: int) -> Normalized:
     pnid, business = _metadata(value)
     out = Normalized(field, pnid, waba_id, business)
-    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), out)
+    out.messages = _messages(value, "messages", SOURCE_CLOUD_API, pnid, waba_id, (), _contacts(value, out), out)
     for k, status in enumerate(_list(value, "statuses")):
         try:
             row, errors = _status(status, pnid, waba_id, field)
@@ -339,12 +393,14 @@ def _status(status: Any, pnid: str, waba_id: str, field: str) -> tuple[StatusRow
     recipient = status.get("recipient_id", "")
     if type(recipient) is not str:
         raise _Bad(".recipient_id", "expected a string")
+    recipient_user_id = _user_id(status.get("recipient_user_id"), ".recipient_user_id")
     errors = [
         _error_row(error, f".errors[{e}]", pnid, waba_id, field, message_id, status_at)
         for e, error in enumerate(_list(status, "errors"))
     ]
     code = errors[0].code if errors else None
-    return StatusRow(pnid, message_id, recipient, state.lower(), status_at, code, _dumps(status)), errors
+    row = StatusRow(pnid, message_id, recipient, state.lower(), status_at, code, _dumps(status), recipient_user_id)
+    return row, errors
 
 
 _READERS = {
@@ -365,12 +421,13 @@ def _messages(
     pnid: str,
     waba_id: str,
     biz: frozenset[str] | tuple[()],
+    contacts: tuple[_User, ...],
     out: Normalized,
 ) -> list[MessageRow]:
     rows: list[MessageRow] = []
     for i, message in enumerate(_list(value, key)):
         try:
-            row = _message_row(message, source, pnid, waba_id, biz, "", None, None)
+            row = _message_row(message, source, pnid, waba_id, biz, None, contacts, None, None)
         except _Bad as bad:
             out.reject(f".{key}[{i}]", bad, message)
             continue
@@ -386,11 +443,13 @@ def _message_row(
     pnid: str,
     waba_id: str,
     biz: frozenset[str] | tuple[()],
-    thread: str,
+    thread: _User | None,
+    contacts: tuple[_User, ...],
     phase: int | None,
     chunk_order: int | None,
 ) -> MessageRow:
-    """One message object -> MessageRow. `thread` is the history thread id ('' elsewhere)."""
+    """One message object -> MessageRow. `thread`: a history thread's user (None elsewhere);
+    `contacts`: the value's `contacts[]` entries."""
     if type(m) is not dict:
         raise _Bad("", "expected a message object")
     get = m.get
@@ -407,31 +466,37 @@ def _message_row(
     to = get("to")
     if to is not None and type(to) is not str:
         raise _Bad(".to", "expected a phone number (string)")
+    sender_id = _user_id(get("from_user_id"), ".from_user_id")
+    to_id = _user_id(get("to_user_id"), ".to_user_id")
 
     status = ""
     if source in (SOURCE_HISTORY, _FOLLOWUP):
         history_context = get("history_context")
         if history_context is not None and type(history_context) is not dict:
             raise _Bad(".history_context", "expected an object")
-        outbound = _sent_by_business(sender, to, thread, biz, history_context)
-        if source == SOURCE_HISTORY:
-            contact = thread
+        outbound = _sent_by_business(sender, sender_id, to, to_id, thread, biz, history_context)
+        if thread is not None:
+            user = thread
+            if not thread.user_id and (sender_id or to_id):  # the thread gave no BSUID, the message does
+                user = _User(thread.phone, sender_id or to_id, thread.username)
             if history_context is not None:
                 raw_status = history_context.get("status")
                 if raw_status is not None:
                     if type(raw_status) is not str:
                         raise _Bad(".history_context.status", "expected a string (e.g. 'READ')")
                     status = raw_status.lower()
+        elif outbound:
+            user = _named(contacts, to or "", to_id)
         else:
-            contact = (to or "") if outbound else (sender or "")
+            user = _named(contacts, sender or "", sender_id)
     elif source == SOURCE_ECHO:
-        if not to:
+        outbound, user = True, _named(contacts, to or "", to_id)
+        if not user.phone and not user.user_id:
             raise _Bad(".to", "expected the WhatsApp user's number (non-empty string)")
-        outbound, contact = True, to
     else:
-        if not sender:
+        outbound, user = False, _named(contacts, sender or "", sender_id)
+        if not user.phone and not user.user_id:
             raise _Bad(".from", "expected the WhatsApp user's number (non-empty string)")
-        outbound, contact = False, sender
 
     text, media_id, mime = _content(mtype, get(mtype))
 
@@ -467,7 +532,7 @@ def _message_row(
         pnid,
         waba_id,
         message_id,
-        contact,
+        user.phone,
         "outbound" if outbound else "inbound",
         SOURCE_HISTORY if source == _FOLLOWUP else source,
         mtype,
@@ -482,6 +547,8 @@ def _message_row(
         context_id,
         error_code,
         version,
+        user.user_id,
+        user.username,
     )
 
 
@@ -566,21 +633,75 @@ def _loose_metadata(value: dict[str, Any]) -> tuple[str, str]:
 
 
 def _sent_by_business(
-    sender: str | None, to: str | None, thread: str, biz: frozenset[str] | tuple[()], context: dict[str, Any] | None
+    sender: str | None,
+    sender_id: str,
+    to: str | None,
+    to_id: str,
+    thread: _User | None,
+    biz: frozenset[str] | tuple[()],
+    context: dict[str, Any] | None,
 ) -> bool:
     """A history message's direction. The thread is the WhatsApp user's: a `from` that is not the
     thread's number is the business's, however its number is spelled (a WhatsApp ID may differ from
-    the displayed number, e.g. Mexico's 521 for 52). `to` comes only with the business's own
-    messages; `from_me` (seen in real deliveries) decides when neither is there."""
+    the displayed number, e.g. Mexico's 521 for 52); in a thread whose user's number is withheld,
+    any number in `from` is the business's. The business's number is never withheld, so a `from`
+    given as '' is the user's, and only the user's messages carry `from_user_id`. `to` and
+    `to_user_id` come only with the business's own messages; `from_me` (seen in real deliveries)
+    decides when none is there."""
     if sender:
         if sender in biz:
             return True
-        if sender == thread or not thread:  # the common case, without building digit strings
+        if sender_id or thread is None:
             return False
-        return _digits(sender) != _digits(thread)
-    if to:
+        if sender == thread.phone:  # the common case, without building digit strings
+            return False
+        return not thread.phone or _digits(sender) != _digits(thread.phone)
+    if sender is not None or sender_id:
+        return False
+    if to is not None or to_id:
         return True
     return context is not None and context.get("from_me") is True
+
+
+def _contacts(value: dict[str, Any], out: Normalized) -> tuple[_User, ...]:
+    """A value's `contacts[]`; an entry that cannot be read is set aside (and names no message)."""
+    users: list[_User] = []
+    for k, entry in enumerate(_list(value, "contacts")):
+        try:
+            users.append(_contact_entry(entry))
+        except _Bad as bad:
+            out.reject(f".contacts[{k}]", bad, entry)
+    return tuple(users)
+
+
+def _contact_entry(entry: Any) -> _User:
+    if type(entry) is not dict:
+        raise _Bad("", "expected an object")
+    phone = _phone(entry.get("wa_id"), ".wa_id")
+    user_id = _user_id(entry.get("user_id"), ".user_id")
+    profile = entry.get("profile")
+    return _User(phone, user_id, _str(profile.get("username")) if type(profile) is dict else "")
+
+
+def _named(contacts: tuple[_User, ...], phone: str, user_id: str) -> _User:
+    """The user a message names by `phone` and `user_id`, completed by their `contacts[]` entry: the
+    one with the same BSUID or number (none contradicting), else the only one if it agrees."""
+    for entry in contacts:
+        if ((user_id and entry.user_id == user_id) or (phone and entry.phone == phone)) and _agrees(
+            entry, phone, user_id
+        ):
+            return _User(phone or entry.phone, user_id or entry.user_id, entry.username)
+    if len(contacts) == 1 and _agrees(contacts[0], phone, user_id):
+        entry = contacts[0]
+        return _User(phone or entry.phone, user_id or entry.user_id, entry.username)
+    return _User(phone, user_id, "") if phone or user_id else _NOBODY
+
+
+def _agrees(entry: _User, phone: str, user_id: str) -> bool:
+    """Whether a contacts entry and a message's identifiers may be one user (none differs)."""
+    return (not user_id or not entry.user_id or entry.user_id == user_id) and (
+        not phone or not entry.phone or entry.phone == phone
+    )
 
 
 def _digits(number: str) -> str:
@@ -600,6 +721,24 @@ def _list(obj: dict[str, Any], key: str, at: str = "") -> list[Any]:
     if type(items) is not list:
         raise _Bad(f"{at}.{key}", "expected an array")
     return items
+
+
+def _phone(raw: Any, at: str) -> str:
+    """A phone-number field: '' when withheld or absent."""
+    if raw is None:
+        return ""
+    if type(raw) is not str:
+        raise _Bad(at, "expected a phone number (string)")
+    return raw
+
+
+def _user_id(raw: Any, at: str) -> str:
+    """A BSUID field, as received: '' when absent."""
+    if raw is None:
+        return ""
+    if type(raw) is not str:
+        raise _Bad(at, "expected a BSUID (string, e.g. 'US.13491208655302741918')")
+    return raw
 
 
 def _timestamp(raw: Any, at: str) -> int:
