@@ -247,12 +247,14 @@ _ONE_PARTITION = (
         "messages",
         f"ReplacingMergeTree(version) PARTITION BY tuple() ORDER BY (phone_number_id, message_id) SETTINGS {_DEDUP}",
         "tuple()",
+        "phone_number_id, message_id",
     ),
     Rebuild(
         "dead_letters",
         "ReplacingMergeTree(failed_at) PARTITION BY tuple() ORDER BY (topic, partition, offset, item) "
         f"TTL toDateTime(failed_at) + INTERVAL 30 DAY SETTINGS ttl_only_drop_parts = 0, {_DEDUP}",
         "tuple()",
+        "topic, partition, offset, item",
     ),
 )
 
@@ -293,6 +295,84 @@ SETTINGS {_DEDUP}
 """,
 )
 
+# One row per user (CONTRACT.md): contacts are keyed by `user_key` (rows written before keep their
+# number, migration 6's default). A row keyed by a BSUID that turned out to be a phone's user is
+# written again with `merged` = 1: ReplacingMergeTree's is_deleted column, so FINAL drops the key
+# when its newest row says so (no setting needed; tests/integration/test_users.py).
+#
+# `threads` groups messages by user: the phone the message gave, else the phone linked to its BSUID
+# (user_identities, newest link per BSUID), else the BSUID. The user's BSUID and username are the
+# newest a message gave, else the newest link's of the user's phone.
+_ONE_ROW_PER_USER = (
+    Rebuild(
+        "contacts",
+        f"ReplacingMergeTree(version, merged) ORDER BY (phone_number_id, user_key) SETTINGS {_DEDUP}",
+        "",
+        "phone_number_id, user_key",
+    ),
+    """
+CREATE OR REPLACE VIEW {db}.threads AS
+SELECT
+    t.phone_number_id AS phone_number_id,
+    t.phone AS contact_wa_id,
+    t.waba_id AS waba_id,
+    t.messages AS messages,
+    t.last_at AS last_at,
+    t.last_message_id AS last_message_id,
+    t.last_direction AS last_direction,
+    t.last_type AS last_type,
+    t.last_text AS last_text,
+    t.last_status AS last_status,
+    if(t.newest_bsuid != '', t.newest_bsuid, p.linked_bsuid) AS contact_user_id,
+    if(t.newest_username != '', t.newest_username, p.linked_username) AS contact_username
+FROM (
+    SELECT
+        phone_number_id,
+        phone,
+        any(waba_id) AS waba_id,
+        count() AS messages,
+        max(sent_at) AS last_at,
+        argMax(message_id, (sent_at, message_id)) AS last_message_id,
+        argMax(direction, (sent_at, message_id)) AS last_direction,
+        argMax(type, (sent_at, message_id)) AS last_type,
+        argMax(text, (sent_at, message_id)) AS last_text,
+        argMax(status, (sent_at, message_id)) AS last_status,
+        argMaxIf(bsuid, (sent_at, message_id), bsuid != '') AS newest_bsuid,
+        argMaxIf(username, (sent_at, message_id), username != '') AS newest_username
+    FROM (
+        SELECT
+            m.phone_number_id AS phone_number_id,
+            m.waba_id AS waba_id,
+            m.message_id AS message_id,
+            m.direction AS direction,
+            m.type AS type,
+            m.text AS text,
+            m.status AS status,
+            m.sent_at AS sent_at,
+            if(m.contact_wa_id != '', m.contact_wa_id, l.linked_phone) AS phone,
+            m.contact_user_id AS bsuid,
+            m.contact_username AS username,
+            if(phone != '', phone, bsuid) AS user
+        FROM {db}.messages AS m FINAL
+        LEFT JOIN (
+            SELECT phone_number_id, contact_user_id AS linked_bsuid, contact_wa_id AS linked_phone
+            FROM {db}.user_identities FINAL
+        ) AS l ON l.phone_number_id = m.phone_number_id AND l.linked_bsuid = m.contact_user_id
+    )
+    GROUP BY phone_number_id, user, phone
+) AS t
+LEFT JOIN (
+    SELECT
+        phone_number_id,
+        contact_wa_id AS linked_phone,
+        argMax(contact_user_id, last_seen_at) AS linked_bsuid,
+        argMax(username, last_seen_at) AS linked_username
+    FROM {db}.user_identities FINAL
+    GROUP BY phone_number_id, contact_wa_id
+) AS p ON p.phone_number_id = t.phone_number_id AND p.linked_phone = t.phone
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
@@ -300,6 +380,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "dead_letters: one row per bad item", _DEAD_LETTER_ITEM),
     Migration(5, "messages, dead_letters: one partition, one row per key", _ONE_PARTITION),
     Migration(6, "users who hide their number: BSUIDs, usernames, user_identities", _BSUIDS),
+    Migration(7, "contacts: one row per user; threads by user", _ONE_ROW_PER_USER),
 )
 
 SCHEMA_MIGRATIONS_DDL = """

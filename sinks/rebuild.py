@@ -1,12 +1,13 @@
-"""A table recreated under a new engine clause: what ALTER cannot change (PARTITION BY, the engine).
+"""A table recreated under a new engine clause: what ALTER cannot change (PARTITION BY, the engine,
+a sorting key made of other columns).
 
 The new table is made beside the old one with the same columns (`CREATE TABLE ... AS`) and filled
 with `INSERT ... SELECT`; one `RENAME` puts it in the old one's place (a writer in between fails and
 retries), and the old one goes once what was written to it meanwhile followed, inserts that were
-still running at the swap included. The tables' names and layouts tell how far a run got: one cut
-short by a crash, or racing another process, carries on from there. Copying a row twice is
-harmless: the new tables are ReplacingMergeTrees whose keys never span partitions, so FINAL reads
-one row per key.
+still running at the swap included. The tables' names and layouts (partition and sorting keys) tell
+how far a run got: one cut short by a crash, or racing another process, carries on from there.
+Copying a row twice is harmless: the new tables are ReplacingMergeTrees whose keys never span
+partitions, so FINAL reads one row per key.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ INSERTS_WAIT_S = 120.0  # a worker's insert that began before a swap; longer one
 class Rebuild:
     table: str
     engine: str  # `ENGINE = ...` with its PARTITION BY, ORDER BY, TTL, SETTINGS; `{db}` for the database
-    partition_key: str  # system.tables.partition_key of the new layout: how a table already rebuilt is told
+    # The new layout as system.tables shows it (partition_key, '' for none; sorting_key): how a
+    # table already rebuilt is told.
+    partition_key: str
+    sorting_key: str
+
+    @property
+    def layout(self) -> tuple[str, str]:
+        return self.partition_key, self.sorting_key
 
 
 class RebuildError(RuntimeError):
@@ -52,18 +60,18 @@ def _advance(engine: Engine, database: str, step: Rebuild) -> None:
     new, old = f"{step.table}__new", f"{step.table}__old"
     table, spare, retired = (f"{database}.{name}" for name in (step.table, new, old))
     copied: list[str] | None = None  # the old table's parts already copied, when known
-    if _partition_key(engine, database, step.table) is None:
+    if _layout(engine, database, step.table) is None:
         # Between the two renames of a swap that a crash cut short.
-        if _partition_key(engine, database, new) is None:
+        if _layout(engine, database, new) is None:
             raise RebuildError(f"{table} is missing and there is no {spare} to put in its place")
         engine.command(f"RENAME TABLE {spare} TO {table}")
-    if _partition_key(engine, database, step.table) != step.partition_key:
+    if _layout(engine, database, step.table) != step.layout:
         engine.command(f"CREATE TABLE IF NOT EXISTS {spare} AS {table} ENGINE = {step.engine.format(db=database)}")
         copied = _parts(engine, database, step.table)
         engine.command(f"INSERT INTO {spare} SELECT * FROM {table}")
         engine.command(f"RENAME TABLE {table} TO {retired}, {spare} TO {table}")
         _await_inserts(engine, step.table, time.monotonic())
-    if _partition_key(engine, database, old) is None:
+    if _layout(engine, database, old) is None:
         return
     # Rows a writer put in the old table since the copy (all of them when a crash lost which
     # parts were copied) follow before it goes.
@@ -93,13 +101,13 @@ def _await_inserts(engine: Engine, table: str, swapped: float) -> None:
         time.sleep(0.05)
 
 
-def _partition_key(engine: Engine, database: str, name: str) -> str | None:
-    """The table's partition key ('' when it has none); None when there is no such table."""
+def _layout(engine: Engine, database: str, name: str) -> tuple[str, str] | None:
+    """The table's partition key ('' when it has none) and sorting key; None when there is no such table."""
     rows = engine.query_rows(
-        "SELECT partition_key FROM system.tables WHERE database = {db:String} AND name = {name:String}",
+        "SELECT partition_key, sorting_key FROM system.tables WHERE database = {db:String} AND name = {name:String}",
         parameters={"db": database, "name": name},
     )
-    return str(rows[0][0]) if rows else None
+    return (str(rows[0][0]), str(rows[0][1])) if rows else None
 
 
 def _parts(engine: Engine, database: str, name: str) -> list[str]:

@@ -203,7 +203,9 @@ def test_a_version_2_schema_upgrades_and_keeps_its_account_events(settings: Sett
 async def test_rows_of_every_table_land_and_read_back(engine: Engine) -> None:
     samples: dict[str, tuple[Any, ...]] = {
         "messages": message("wamid.every", status="read"),
-        "contacts": ContactRow(PNID, "16505551234", "Ana Lima", "Ana", 0, T0, WABA, contact_version(T0, False)),
+        "contacts": ContactRow(
+            PNID, "16505551234", "Ana Lima", "Ana", 0, T0, WABA, contact_version(T0, False), user_key="16505551234"
+        ),
         "history_sync": HistorySyncRow(PNID, WABA, "in_progress", 50, [0, 1], 4, 1200, None, T0, 7),
         "account_events": AccountEventRow(
             WABA, "+1 650-555-1234", "PARTNER_REMOVED", T0, '{"reason": "x"}', "{}", change_key("{}")
@@ -239,7 +241,10 @@ async def test_columns_without_a_value_that_tells_their_type_land(engine: Engine
 async def test_replayed_batches_leave_one_row_per_key(engine: Engine) -> None:
     rows = [message(f"wamid.replay{i}", status="delivered", sent_at=T0 - i * 86_400 * 7) for i in range(40)]
     contacts = [
-        ContactRow(PNID, f"1650555{i:04d}", "N", "N", 0, T0, WABA, contact_version(T0, False)) for i in range(5)
+        ContactRow(
+            PNID, f"1650555{i:04d}", "N", "N", 0, T0, WABA, contact_version(T0, False), user_key=f"1650555{i:04d}"
+        )
+        for i in range(5)
     ]
     for _ in range(2):  # the same batch again, as a worker that restarted before committing writes it
         writer = writer_on(engine)
@@ -348,8 +353,8 @@ async def test_views_summarize_per_business(engine: Engine) -> None:
     writer.add(
         "contacts",
         [
-            ContactRow(PNID, "1", "A", "A", 0, T0, WABA, contact_version(T0, False)),
-            ContactRow(PNID, "2", "B", "B", 1, T0, WABA, contact_version(T0, True)),
+            ContactRow(PNID, "1", "A", "A", 0, T0, WABA, contact_version(T0, False), user_key="1"),
+            ContactRow(PNID, "2", "B", "B", 1, T0, WABA, contact_version(T0, True), user_key="2"),
         ],
     )
     writer.add("history_sync", [HistorySyncRow(PNID, WABA, "complete", 100, [0, 1, 2], 9, 1, None, T0, 1)])
