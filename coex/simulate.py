@@ -15,6 +15,7 @@ from pathlib import Path
 import orjson
 
 from coex.dev_secret import app_secret
+from coex.simulator.expected import Expected
 from coex.simulator.poster import PostOptions, PostStats, post_all
 from coex.simulator.scenario import Simulation
 from runtime.settings import Settings
@@ -51,6 +52,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if args.expect_out is not None and sim.finished:
         Path(args.expect_out).write_bytes(orjson.dumps(sim.expected.to_json(), option=orjson.OPT_INDENT_2))
     sys.stdout.write(summary(args.businesses, stats) + "\n")
+    if sim.finished:
+        sys.stdout.write(users_line(sim.expected) + "\n")
     if stats.aborted:
         unwritten = f"; {args.expect_out} not written: not every webhook was sent" if args.expect_out else ""
         sys.stderr.write(f"coex simulate: gave up: the target kept failing (see the warnings above){unwritten}\n")
@@ -78,6 +81,14 @@ def summary(businesses: int, stats: PostStats) -> str:
         f"({stats.redeliveries} redeliveries, {stats.retries} retries, {stats.failed} failed), "
         f"{stats.bytes / 1e6:.1f} MB in {seconds:.1f} s "
         f"({stats.webhooks / seconds:.0f} webhooks/s, {stats.messages / seconds:.0f} messages/s)"
+    )
+
+
+def users_line(expected: Expected) -> str:
+    """The users the traffic names, one per user however many identifiers their records carry."""
+    return (
+        f"users: {expected.users} ({expected.users_hiding_number} with hidden numbers, "
+        f"{expected.users_switching} of them since mid-history)"
     )
 
 

@@ -11,6 +11,7 @@ from coex.simulator.expected import (
     ExpectedContact,
     ExpectedHistory,
     ExpectedMessage,
+    ExpectedUser,
     id_fingerprint,
 )
 from coex.simulator.scenario import Delivery, Scenario, Simulation, generate
@@ -25,6 +26,7 @@ __all__ = [
     "ExpectedContact",
     "ExpectedHistory",
     "ExpectedMessage",
+    "ExpectedUser",
     "Scenario",
     "Simulation",
     "encode",

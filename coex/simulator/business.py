@@ -18,8 +18,10 @@ from coex.simulator.expected import (
     ExpectedBusiness,
     ExpectedContact,
     ExpectedHistory,
+    ExpectedUser,
 )
 from coex.simulator.history import DAY, MEDIA_WINDOW_S, TEXT_BITS, Chunk, Media, ThreadBook, plan_chunks, wamid
+from coex.simulator.users import HIDDEN_SHARE, SWITCH_SHARE, User, other_user, plan_users
 from coex.simulator.wire import encode, envelope, metadata
 from schemas.rows import STATUS_RANK
 
@@ -59,8 +61,11 @@ class Business:
         partner_removed: bool = False,
         offboards: bool = False,
         detail: bool = False,
+        hidden_share: float = HIDDEN_SHARE,
+        switch_share: float = SWITCH_SHARE,
     ) -> None:
         self.seed, self.index = seed, index
+        self.shares = (hidden_share, switch_share)
         rng = Random(f"{seed}:{index}:plan")
         self.waba_id = str(rng.randrange(10**14, 10**15))
         self.phone_number_id = str(rng.randrange(10**14, 10**15))
@@ -68,11 +73,12 @@ class Business:
         self.onboarded_at = EPOCH + index * 3 * 3600 + rng.randrange(3600)
         self.metadata = metadata(self.display, self.phone_number_id)
         threads = _distinct_numbers(rng, max(3, min(300, int(messages**0.5) // 2)), {self.display})
+        self.users: dict[str, User] = plan_users(seed, index, self.onboarded_at, threads, *self.shares)
         self.book = ThreadBook(
             self.display,
             index,
             self.onboarded_at,
-            threads,
+            [self.users[t] for t in threads],
             content.text_pool(Random(f"{seed}:{index}:texts"), 2**TEXT_BITS),
         )
         self.chunks: list[Chunk] = []
@@ -86,6 +92,8 @@ class Business:
             ExpectedHistory("", 0, 0, 0, [], None),
             messages={} if detail else None,
         )
+        for user in self.users.values():
+            self._know(user)
         self._plan_contacts(rng, threads)
         if declines:
             self._plan_declined()
@@ -128,14 +136,35 @@ class Business:
 
     def _followup(self, media: Media) -> dict[str, Any]:
         rng = Random(f"{self.seed}:{self.index}:media:{media.media_id}")
-        message = {
-            "from": media.sender,
+        user = media.user
+        message: dict[str, Any] = {"from": media.sender}
+        if media.sender == self.display:
+            message |= {"to": user.phone_at(media.seen_at), "to_user_id": user.user_id}
+        else:
+            message["from_user_id"] = user.user_id
+        message |= {
             "id": media.message_id,
             "timestamp": str(media.timestamp),
             "type": media.kind,
             media.kind: content.media_object(rng, media.kind, media.media_id, media.caption),
         }
-        return {"messaging_product": "whatsapp", "metadata": self.metadata, "messages": [message]}
+        return {
+            "messaging_product": "whatsapp",
+            "metadata": self.metadata,
+            "contacts": [user.contact(media.seen_at)],
+            "messages": [message],
+        }
+
+    def _know(self, user: User) -> None:
+        self.expected.people[user.user_id] = ExpectedUser(user.phone, user.user_id, user.username)
+
+    def _user(self, number: str) -> User:
+        """The user with this number; one only in the contacts is planned on first sight."""
+        user = self.users.get(number)
+        if user is None:
+            user = self.users[number] = other_user(self.seed, self.index, self.onboarded_at, number, *self.shares)
+            self._know(user)
+        return user
 
     def _value(self, key: float, field: str, value: dict[str, Any], messages: int = 0, time: int | None = None) -> None:
         self.events.append(Event(key, "value", len(self.values), messages))
@@ -221,22 +250,28 @@ class Business:
         for change in live:
             self._value(rng.uniform(0.06, 0.97), "smb_app_state_sync", self._state_sync([change]))
 
-        final: dict[str, tuple[int, bool, str, str]] = {}
+        # One contact per user, whichever identifiers each change carries.
+        final: dict[str, tuple[int, bool, str, str, str]] = {}
         for number, at, removed, full, first in initial + live:
-            if number not in final or (at, removed) > final[number][:2]:
-                final[number] = (at, removed, full, first)
+            user = self._user(number)
+            (self.expected.phone_seen if user.phone_at(at) else self.expected.phone_withheld).add(user.user_id)
+            if user.user_id not in final or (at, removed) > final[user.user_id][:2]:
+                final[user.user_id] = (at, removed, full, first, "" if removed else user.username_at(at))
         self.expected.contacts = {
-            n: ExpectedContact(full, first, removed, at) for n, (at, removed, full, first) in final.items()
+            user_id: ExpectedContact(full, first, removed, at, user_id, name)
+            for user_id, (at, removed, full, first, name) in final.items()
         }
 
     def _state_sync(self, changes: list[tuple[str, int, bool, str, str]]) -> dict[str, Any]:
         items = []
         for number, at, removed, full, first in changes:
-            contact = (
-                {"phone_number": number}
-                if removed
-                else {"full_name": full, "first_name": first, "phone_number": number}
-            )
+            user = self._user(number)
+            contact: dict[str, str] = {} if removed else {"full_name": full, "first_name": first}
+            contact |= {"phone_number": user.phone_at(at), "user_id": user.user_id}
+            if not removed:
+                if name := user.username_at(at):
+                    contact["username"] = name
+                contact["country_code"] = user.country
             items.append(
                 {
                     "type": "contact",
@@ -251,12 +286,14 @@ class Business:
         for j in range(count):
             frac = (j + rng.random()) / count
             sent_at = self.onboarded_at + 120 + int(frac * LIVE_SPAN_S)
-            to = threads[rng.choices(range(len(threads)), cum_weights=self.book.cum_weights)[0]]
+            user = self.users[threads[rng.choices(range(len(threads)), cum_weights=self.book.cum_weights)[0]]]
+            to = user.phone_at(sent_at)
             kind = rng.choices(_ECHO_TYPES, cum_weights=_ECHO_CUM)[0]
-            message_id = wamid(to, self.book.token("E", j))
+            message_id = wamid(to or user.user_id, self.book.token("E", j))
             msg: dict[str, Any] = {
                 "from": self.display,
                 "to": to,
+                "to_user_id": user.user_id,
                 "id": message_id,
                 "timestamp": str(sent_at),
                 "type": kind,
@@ -266,19 +303,22 @@ class Business:
                 msg[kind] = content.media_object(rng, kind, str(rng.randrange(10**15, 10**17)), cap)
                 text = cap or ""
             else:
-                text = self.book.fill(rng, msg, kind, to, None)
+                text = self.book.fill(rng, msg, kind, to or user.user_id, None)
             key = 0.06 + 0.9 * frac
-            self._value(
-                key,
-                "smb_message_echoes",
-                {"messaging_product": "whatsapp", "metadata": self.metadata, "message_echoes": [msg]},
-                1,
-            )
-            statuses = self._plan_statuses(rng, key, message_id, to, sent_at, first=j == 0)
+            value = {
+                "messaging_product": "whatsapp",
+                "metadata": self.metadata,
+                "contacts": [user.contact(sent_at)],
+                "message_echoes": [msg],
+            }
+            self._value(key, "smb_message_echoes", value, 1)
+            statuses = self._plan_statuses(rng, key, message_id, user, sent_at, first=j == 0)
             status = max(statuses, key=lambda s: STATUS_RANK[s], default="")
-            self.expected.add("echo", [(message_id, kind, "outbound", to, status, text)])
+            self.expected.add("echo", [(message_id, kind, "outbound", to, user.user_id, status, text)])
 
-    def _plan_statuses(self, rng: Random, key: float, message_id: str, to: str, sent_at: int, first: bool) -> list[str]:
+    def _plan_statuses(
+        self, rng: Random, key: float, message_id: str, user: User, sent_at: int, first: bool
+    ) -> list[str]:
         """Status webhooks for an echoed message, each its own delivery, in no particular order."""
         if first:
             names = ["sent", "failed"]  # one message per business is lost on a companion device
@@ -287,11 +327,13 @@ class Business:
         else:
             return []
         for step, name in enumerate(names):
+            at = sent_at + 1 + step * rng.randrange(1, 90)
             status: dict[str, Any] = {
                 "id": message_id,
                 "status": name,
-                "timestamp": str(sent_at + 1 + step * rng.randrange(1, 90)),
-                "recipient_id": to,
+                "timestamp": str(at),
+                "recipient_id": user.phone_at(at),
+                "recipient_user_id": user.user_id,
             }
             if name == "failed":
                 status["errors"] = [
@@ -310,25 +352,27 @@ class Business:
         """New messages from users after onboarding, on the ordinary `messages` webhook."""
         for j in range(count):
             frac = (j + rng.random()) / count
-            sender = threads[rng.choices(range(len(threads)), cum_weights=self.book.cum_weights)[0]]
-            message_id = wamid(sender, self.book.token("C", j))
+            user = self.users[threads[rng.choices(range(len(threads)), cum_weights=self.book.cum_weights)[0]]]
+            sent_at = self.onboarded_at + 90 + int(frac * LIVE_SPAN_S)
+            sender = user.phone_at(sent_at)
+            message_id = wamid(sender or user.user_id, self.book.token("C", j))
             body = self.book.texts[rng.randrange(len(self.book.texts))]
-            profile = {"profile": {"name": content.person(rng)[0]}, "wa_id": sender}
             msg = {
                 "from": sender,
+                "from_user_id": user.user_id,
                 "id": message_id,
-                "timestamp": str(self.onboarded_at + 90 + int(frac * LIVE_SPAN_S)),
+                "timestamp": str(sent_at),
                 "type": "text",
                 "text": {"body": body},
             }
             value = {
                 "messaging_product": "whatsapp",
                 "metadata": self.metadata,
-                "contacts": [profile],
+                "contacts": [user.contact(sent_at, content.person(rng)[0])],
                 "messages": [msg],
             }
             self._value(0.06 + 0.9 * frac, "messages", value, 1)
-            self.expected.add("cloud_api", [(message_id, "text", "inbound", sender, "", body)])
+            self.expected.add("cloud_api", [(message_id, "text", "inbound", sender, user.user_id, "", body)])
 
 
 def _distinct_numbers(rng: Random, count: int, taken: set[str]) -> list[str]:

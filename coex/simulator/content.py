@@ -132,21 +132,23 @@ _TEMPLATES: tuple[tuple[str, str], ...] = (
 )
 _DOC_NAMES: tuple[str, ...] = ("Factura_0042.pdf", "Presupuesto €.pdf", "catálogo 2025.pdf", "menu.pdf")
 
-# Business numbers and user numbers: country code and digits after it.
-_COUNTRIES: tuple[tuple[str, int], ...] = (
-    ("1", 10),
-    ("52", 10),
-    ("55", 11),
-    ("34", 9),
-    ("57", 10),
-    ("54", 11),
-    ("91", 10),
-    ("44", 10),
-    ("49", 11),
-    ("33", 9),
-    ("351", 9),
-    ("56", 9),
+# Business numbers and user numbers: country code, digits after it, and the country's ISO code
+# (a BSUID starts with it).
+_COUNTRIES: tuple[tuple[str, int, str], ...] = (
+    ("1", 10, "US"),
+    ("52", 10, "MX"),
+    ("55", 11, "BR"),
+    ("34", 9, "ES"),
+    ("57", 10, "CO"),
+    ("54", 11, "AR"),
+    ("91", 10, "IN"),
+    ("44", 10, "GB"),
+    ("49", 11, "DE"),
+    ("33", 9, "FR"),
+    ("351", 9, "PT"),
+    ("56", 9, "CL"),
 )
+_HANDLES: tuple[str, ...] = ("luna", "sol", "tigre", "mar", "pixel", "cafe", "nube", "rio", "kiwi", "zorro")
 
 MEDIA_TYPES: frozenset[str] = frozenset({"image", "video", "audio", "document", "sticker"})
 _MIME: dict[str, str] = {
@@ -159,8 +161,21 @@ _MIME: dict[str, str] = {
 
 
 def phone_number(rng: Random) -> str:
-    cc, digits = _COUNTRIES[rng.randrange(len(_COUNTRIES))]
+    cc, digits, _ = _COUNTRIES[rng.randrange(len(_COUNTRIES))]
     return cc + str(rng.randrange(10 ** (digits - 1), 10**digits))
+
+
+def country_of(number: str) -> str:
+    """The ISO country code of a number made by `phone_number` (no two calling codes overlap)."""
+    for cc, _, iso in _COUNTRIES:
+        if number.startswith(cc):
+            return iso
+    raise ValueError(f"no simulated country calls {number[:3]}...")
+
+
+def username(rng: Random) -> str:
+    """A WhatsApp username: letters, digits, a dot or an underscore."""
+    return f"{_HANDLES[rng.randrange(len(_HANDLES))]}{'._'[rng.randrange(2)]}{rng.randrange(10, 10_000)}"
 
 
 def person(rng: Random) -> tuple[str, str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 from coex.simulator import content
 from coex.simulator.expected import Fact
+from coex.simulator.users import User
 from coex.simulator.wire import json_str, json_value
 
 DAY = 86_400
@@ -82,11 +83,13 @@ class Media:
     """A media message sent as a placeholder; its follow-up carries this."""
 
     message_id: str
-    sender: str
+    sender: str  # `from` of the placeholder: the business's number, the user's, or '' (withheld)
     timestamp: int
     kind: str
     caption: str | None
     media_id: str
+    user: User  # the other side of the thread
+    seen_at: int  # the user is shown as they were then (as the placeholder's thread shows them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +103,10 @@ _PREFIXES: dict[str, str] = {}
 
 
 def wamid(contact: str, token: str) -> str:
-    """A message id shaped like the platform's: base64 naming the user's number, then a unique token.
+    """A message id shaped like the platform's: base64 naming the user, then a unique token.
+
+    `contact` is the number the record shows, or the BSUID when it withholds it, so no id carries
+    a number the record hides.
 
     `token` is 20 characters of the base64 alphabet, so the id stays valid base64 text.
     """
@@ -153,13 +159,14 @@ def plan_chunks(rng: Random, messages: int) -> list[Chunk]:
 class ThreadBook:
     """The business's 1:1 threads and what it needs to write messages into them."""
 
-    def __init__(self, business: str, index: int, onboarded_at: int, threads: list[str], texts: tuple[str, ...]):
+    def __init__(self, business: str, index: int, onboarded_at: int, users: list[User], texts: tuple[str, ...]):
         self.business = business  # display phone number: `from` of outbound messages
         self.index = index
         self.onboarded_at = onboarded_at
-        self.threads = threads
+        self.users = users
+        self.threads = [u.phone for u in users]
         # Some threads are far busier than others, as in any shop.
-        self.cum_weights = tuple(accumulate(1.0 / (i + 1) ** 0.8 for i in range(len(threads))))
+        self.cum_weights = tuple(accumulate(1.0 / (i + 1) ** 0.8 for i in range(len(users))))
         self.texts = texts
         self.text_json = tuple(json_str(t) for t in texts)
 
@@ -180,11 +187,16 @@ class ThreadBook:
         last_id: dict[int, str] = {}
         media: list[Media] = []
         facts: list[Fact] = []
-        threads, business, onboarded_at = self.threads, self.business, self.onboarded_at
+        users, business, onboarded_at = self.users, self.business, self.onboarded_at
+        # A thread of the chunk shows the user as they were at its newest message (a user who hid
+        # their number since shows none); ages are oldest first, so the last index is the newest.
+        seen_at = {thread: onboarded_at - ages[i] for i, thread in enumerate(picks)}
+        shown = {thread: users[thread].phone_at(at) for thread, at in seen_at.items()}
         media_types = content.MEDIA_TYPES
         for i in range(n):
             thread = picks[i]
-            contact = threads[thread]
+            user = users[thread]
+            contact = shown[thread]
             if random() < 0.55:
                 sender, direction = business, "outbound"
                 kind, status = _OUT_TYPES[bits(10)], _OUT_STATUS[bits(10)]
@@ -195,28 +207,34 @@ class ThreadBook:
                 status = "PLAYED"
             age = ages[i]
             timestamp = onboarded_at - age
-            message_id = wamid(contact, self.token("H", chunk.first + i))
+            message_id = wamid(contact or user.user_id, self.token("H", chunk.first + i))
             msg: dict[str, Any] = {"from": sender, "id": message_id, "timestamp": str(timestamp)}
+            if direction == "inbound":
+                msg["from_user_id"] = user.user_id
             text = ""
-            shown = kind
+            shown_type = kind
             if kind in media_types:
                 # Drawn for every media message, recent or not, so the stream stays the same.
                 cap = content.caption(rng) if kind in ("image", "video", "document") else None
                 media_id = str(rng.randrange(10**15, 10**17))
                 msg["type"] = "media_placeholder"
                 if age < MEDIA_WINDOW_S:
-                    media.append(Media(message_id, sender, timestamp, kind, cap, media_id))
+                    media.append(Media(message_id, sender, timestamp, kind, cap, media_id, user, seen_at[thread]))
                     text = cap or ""
                 else:
-                    shown = "media_placeholder"
+                    shown_type = "media_placeholder"
             else:
                 msg["type"] = kind
-                text = self.fill(rng, msg, kind, contact, last_id.get(thread))
+                text = self.fill(rng, msg, kind, contact or user.user_id, last_id.get(thread))
             msg["history_context"] = {"status": status}
             by_thread.setdefault(thread, []).append(msg)
             last_id[thread] = message_id
-            facts.append((message_id, shown, direction, contact, _LOWER[status], text))
-        return ChunkContent([{"id": threads[t], "messages": m} for t, m in by_thread.items()], media, facts)
+            facts.append((message_id, shown_type, direction, contact, user.user_id, _LOWER[status], text))
+        return ChunkContent(
+            [{"id": shown[t], "context": users[t].context(seen_at[t]), "messages": m} for t, m in by_thread.items()],
+            media,
+            facts,
+        )
 
     def fill(self, rng: Random, msg: dict[str, Any], kind: str, contact: str, previous: str | None) -> str:
         """Set the message's `<type>` object; return its text as `schemas.normalize` reads it.

@@ -13,6 +13,7 @@ from random import Random
 
 from coex.simulator.business import Business
 from coex.simulator.expected import Expected
+from coex.simulator.users import HIDDEN_SHARE, SWITCH_SHARE
 
 REDELIVERY_SHARE = 0.10  # the platform sends again what it thinks failed
 REDELIVERY_MAX_DELAY = 25  # deliveries between an original and its repeat
@@ -35,14 +36,37 @@ class Simulation:
     """Plans every business up front (cheap), then builds bodies one at a time in `deliveries()`.
 
     Business 1 declines history sharing, business 2 disconnects at the end (PARTNER_REMOVED),
-    business 3 is offboarded (ACCOUNT_OFFBOARDED); the others sync normally.
+    business 3 is offboarded (ACCOUNT_OFFBOARDED); the others sync normally. In each, a share of
+    users hide their number (`hidden_share`) and a share hide it from mid-history on
+    (`switch_share`); see `coex.simulator.users`.
     """
 
-    def __init__(self, businesses: int, messages: int, seed: int = 1, *, detail: bool = False) -> None:
+    def __init__(
+        self,
+        businesses: int,
+        messages: int,
+        seed: int = 1,
+        *,
+        detail: bool = False,
+        hidden_share: float = HIDDEN_SHARE,
+        switch_share: float = SWITCH_SHARE,
+    ) -> None:
         if businesses < 1 or messages < 0:
             raise ValueError("need at least one business and a non-negative message count")
+        if hidden_share < 0 or switch_share < 0 or hidden_share + switch_share > 1:
+            raise ValueError("the shares of users hiding their number must be fractions summing to at most 1")
         self.businesses = [
-            Business(seed, i, messages, declines=i == 1, partner_removed=i == 2, offboards=i == 3, detail=detail)
+            Business(
+                seed,
+                i,
+                messages,
+                declines=i == 1,
+                partner_removed=i == 2,
+                offboards=i == 3,
+                detail=detail,
+                hidden_share=hidden_share,
+                switch_share=switch_share,
+            )
             for i in range(businesses)
         ]
         rng = Random(f"{seed}:merge")
@@ -94,8 +118,15 @@ class Simulation:
         return delivery
 
 
-def generate(businesses: int, messages: int, seed: int = 1) -> Scenario:
+def generate(
+    businesses: int,
+    messages: int,
+    seed: int = 1,
+    *,
+    hidden_share: float = HIDDEN_SHARE,
+    switch_share: float = SWITCH_SHARE,
+) -> Scenario:
     """Every delivery of a simulation in memory, with per-message expectations (for tests)."""
-    sim = Simulation(businesses, messages, seed, detail=True)
+    sim = Simulation(businesses, messages, seed, detail=True, hidden_share=hidden_share, switch_share=switch_share)
     deliveries = [d.body for d in sim.deliveries()]
     return Scenario(deliveries, sim.expected)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from random import Random
@@ -12,8 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
+from coex.simulate import users_line
 from coex.simulator import Simulation, generate, id_fingerprint, sign
 from coex.simulator.history import MEDIA_WINDOW_S, plan_chunks
+from coex.simulator.users import bsuid
 from coex.simulator.wire import encode, json_str, json_value
 from schemas.routing import decode_record, split_delivery
 
@@ -225,14 +228,14 @@ def test_expected_status_of_echoes_is_the_best_status_sent(seen: dict[str, Seen]
 
 def test_expected_contacts_are_the_newest_change_by_timestamp(seen: dict[str, Seen], sim: Simulation) -> None:
     for business in sim.businesses:
-        final: dict[str, tuple[int, bool, str]] = {}
+        final: dict[str, tuple[int, bool, str]] = {}  # by BSUID: one contact per user
         for item in seen[business.phone_number_id].contact_changes:
-            number = item["contact"]["phone_number"]
+            user_id = item["contact"]["user_id"]
             key = (int(item["metadata"]["timestamp"]), item["action"] == "remove")
-            if number not in final or key > final[number][:2]:
-                final[number] = (*key, item["contact"].get("full_name", ""))
+            if user_id not in final or key > final[user_id][:2]:
+                final[user_id] = (*key, item["contact"].get("full_name", ""))
         expected = business.expected.contacts
-        assert {n: (c.changed_at, c.deleted, c.full_name) for n, c in expected.items()} == final
+        assert {u: (c.changed_at, c.deleted, c.full_name) for u, c in expected.items()} == final
         assert any(c.deleted for c in expected.values())
         assert any(not c.deleted for c in expected.values())
 
@@ -283,7 +286,10 @@ def test_large_histories_come_in_chunks_of_2000_to_5000() -> None:
     assert chunks[-1].progress == 100 and all(c.progress < 100 for c in chunks[:-1])
 
 
-def test_normalizing_every_delivery_yields_the_expected_message_ids(bodies: list[bytes], sim: Simulation) -> None:
+def test_normalizing_every_delivery_yields_the_expected_message_ids() -> None:
+    # Users who show their number only: whether normalize reads withheld numbers is its own tests' job.
+    sim = Simulation(BUSINESSES, MESSAGES, SEED, detail=True, hidden_share=0, switch_share=0)
+    bodies = [d.body for d in sim.deliveries()]
     normalize = pytest.importorskip("schemas.normalize")
     found: dict[str, set[str]] = defaultdict(set)
     for i, body in enumerate(dict.fromkeys(bodies)):
@@ -295,3 +301,169 @@ def test_normalizing_every_delivery_yields_the_expected_message_ids(bodies: list
     for business in sim.businesses:
         assert business.expected.messages is not None
         assert found[business.phone_number_id] == set(business.expected.messages)
+
+
+# -- users who hide their number ------------------------------------------------------------------
+
+BSUID = re.compile(r"[A-Z]{2}\.[0-9]+")
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    """One record naming a user, read back from the bytes: a thread of a chunk, an echo, a status..."""
+
+    kind: str
+    user_id: str
+    at: int  # the record's time (a thread: its newest message)
+    phones: tuple[str, ...]  # every phone-number field it has for the user
+    raw: bytes
+
+
+def user_records(body: bytes, display: str) -> list[UserRecord]:
+    change = orjson.loads(body)["entry"][0]["changes"][0]
+    value = change["value"]
+    out: list[UserRecord] = []
+    contacts = value.get("contacts", [])
+    for item in value.get("history", []):
+        for thread in item.get("threads", []):
+            context, messages = thread["context"], thread["messages"]
+            phones = [thread["id"], context["wa_id"]] + [m["from"] for m in messages if m["from"] != display]
+            for m in messages:  # only the user's messages carry their BSUID, and it is the thread's
+                assert m.get("from_user_id", context["user_id"]) == context["user_id"]
+                assert ("from_user_id" in m) == (m["from"] != display)
+            at = max(int(m["timestamp"]) for m in messages)
+            out.append(UserRecord("thread", context["user_id"], at, tuple(phones), orjson.dumps(thread)))
+    for m in value.get("messages", []):  # media follow-ups and Cloud API messages
+        (contact,) = contacts
+        user_id = m.get("from_user_id") or m["to_user_id"]
+        assert user_id == contact["user_id"]
+        phones = (contact["wa_id"], m["from"] if "from_user_id" in m else m["to"])
+        kind = "followup" if change["field"] == "history" else "message"
+        out.append(UserRecord(kind, user_id, int(m["timestamp"]), phones, orjson.dumps(value)))
+    for m in value.get("message_echoes", []):
+        (contact,) = contacts
+        assert m["to_user_id"] == contact["user_id"]
+        phones = (m["to"], contact["wa_id"])
+        out.append(UserRecord("echo", m["to_user_id"], int(m["timestamp"]), phones, orjson.dumps(value)))
+    for st in value.get("statuses", []):
+        raw = orjson.dumps(st)
+        out.append(UserRecord("status", st["recipient_user_id"], int(st["timestamp"]), (st["recipient_id"],), raw))
+    for item in value.get("state_sync", []):
+        c = item["contact"]
+        at = int(item["metadata"]["timestamp"])
+        out.append(UserRecord("contact", c["user_id"], at, (c["phone_number"],), orjson.dumps(item)))
+    return out
+
+
+@pytest.fixture(scope="module")
+def records(bodies: list[bytes], sim: Simulation) -> dict[str, list[UserRecord]]:
+    """Every record naming a user, by the business's phone_number_id."""
+    by_waba = {b.waba_id: b for b in sim.businesses}
+    out: dict[str, list[UserRecord]] = defaultdict(list)
+    for body in dict.fromkeys(bodies):
+        business = by_waba[orjson.loads(body)["entry"][0]["id"]]
+        out[business.phone_number_id] += user_records(body, business.display)
+    return out
+
+
+def test_every_record_names_its_user_by_one_bsuid_per_user_and_business(
+    records: dict[str, list[UserRecord]], sim: Simulation
+) -> None:
+    kinds: set[str] = set()
+    for business in sim.businesses:
+        by_id = {u.user_id: u for u in business.users.values()}
+        assert len(by_id) == len(business.users)  # one BSUID per user
+        for record in records[business.phone_number_id]:
+            kinds.add(record.kind)
+            assert BSUID.fullmatch(record.user_id), record
+            user = by_id[record.user_id]
+            assert user.user_id.startswith(user.country + ".")
+            assert set(record.phones) <= {user.phone, ""}, record  # a number given is that user's
+    assert kinds == {"thread", "followup", "message", "echo", "status", "contact"}
+    phone = sim.businesses[0].display
+    assert bsuid(SEED, 0, phone) == bsuid(SEED, 0, phone) != bsuid(SEED, 1, phone)
+
+
+def test_no_record_gives_a_number_its_user_withheld(records: dict[str, list[UserRecord]], sim: Simulation) -> None:
+    withheld = 0
+    for business in sim.businesses:
+        by_id = {u.user_id: u for u in business.users.values()}
+        for record in records[business.phone_number_id]:
+            user = by_id[record.user_id]
+            if user.hidden_from is None:
+                assert all(record.phones), record  # users who show their number: in every phone field
+            elif user.hidden or record.at >= user.hidden_from:
+                assert not any(record.phones), record
+                assert user.phone.encode() not in record.raw, record
+                withheld += 1
+    assert withheld > 20
+
+
+def test_switching_users_give_their_number_in_older_records_only(
+    records: dict[str, list[UserRecord]], sim: Simulation
+) -> None:
+    switched = 0
+    for business in sim.businesses:
+        by_id = {u.user_id: u for u in business.users.values()}
+        for user_id, user in by_id.items():
+            if not user.switches:
+                continue
+            assert user.hidden_from is not None
+            mine = [r for r in records[business.phone_number_id] if r.user_id == user_id]
+            with_number = [r.at for r in mine if all(r.phones)]
+            without = [r.at for r in mine if not any(r.phones)]
+            assert len(with_number) + len(without) == len(mine)  # a record gives the number everywhere or nowhere
+            assert all(at < user.hidden_from for at in with_number)
+            if with_number and without:
+                assert max(with_number) < user.hidden_from <= max(without)
+                switched += 1
+    assert switched >= 2
+
+
+def test_two_users_with_withheld_numbers_share_a_history_chunk(bodies: list[bytes]) -> None:
+    shared = 0
+    for body in dict.fromkeys(bodies):
+        for item in orjson.loads(body)["entry"][0]["changes"][0]["value"].get("history", []):
+            hidden = [t["context"]["user_id"] for t in item.get("threads", []) if t["id"] == ""]
+            assert len(set(hidden)) == len(hidden)  # each user their own thread
+            shared += len(hidden) >= 2
+    assert shared > 0
+
+
+def test_a_share_of_users_hide_their_number_and_some_switch_mid_history() -> None:
+    sim = Simulation(1, 20_000, seed=3)
+    for _ in sim.deliveries():
+        pass
+    expected = sim.expected
+    (business,) = expected.businesses.values()
+    assert expected.users == len(business.users) > 80
+    assert 0.12 <= expected.users_hiding_number / expected.users <= 0.3
+    assert 0.03 <= expected.users_switching / expected.users <= 0.1
+    # Some users have a username and still show their number.
+    assert any(u.username and u.hidden_from is None for u in sim.businesses[0].users.values())
+    assert "users: " in users_line(expected) and f"({expected.users_hiding_number} with hidden" in users_line(expected)
+
+
+def test_hiding_a_number_changes_no_users_contacts_or_messages_per_user() -> None:
+    hiding = generate(2, 300, seed=4).expected
+    showing = generate(2, 300, seed=4, hidden_share=0, switch_share=0).expected
+    assert showing.users_hiding_number == 0 < hiding.users_hiding_number
+    assert hiding.users == showing.users
+    for pnid, biz in hiding.businesses.items():
+        shown = showing.businesses[pnid]
+        assert biz.message_count == shown.message_count
+        # Messages per user, whoever hides their number: the same users (BSUIDs), the same counts.
+        assert biz.by_user == shown.by_user
+        assert len(biz.contacts) == len(shown.contacts) == len(biz.contacts_by_user())
+        # One contact and one thread per user: keyed by number once a record gave it, else by BSUID.
+        keys = {biz.user_key(u) for u in biz.users}
+        assert len(keys) == len(biz.users)
+        always = biz.users_hiding - biz.users_switching
+        assert {biz.user_key(u) for u in always} == always
+        assert all(shown.user_key(u) == shown.people[u].phone for u in shown.users)
+        doc = hiding.to_json()["businesses"][pnid]
+        assert sum(u["messages"] for u in doc["users"].values()) == biz.message_count
+        assert {m["user"] for m in doc["messages"]["detail"].values()} <= set(doc["users"])
+        for key, contact in doc["contacts"].items():
+            assert contact["contact_wa_id"] in (key, "")
+            assert doc["users"][key]["user_id"] == contact["user_id"]
