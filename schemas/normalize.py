@@ -79,7 +79,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from dataclasses import field as dc_field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -112,8 +112,7 @@ SOURCE_CLOUD_API = "cloud_api"
 _FOLLOWUP = "followup"  # source 'history', but direction/contact/status as described above
 
 
-@dataclass(frozen=True, slots=True)
-class _User:
+class _User(NamedTuple):
     """A WhatsApp user as a change names them: '' for what it does not give (a withheld number)."""
 
     phone: str
