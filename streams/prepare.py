@@ -11,7 +11,7 @@ state stay with the agent: they read state.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
@@ -24,6 +24,7 @@ from schemas.routing import KNOWN_FIELDS, decode_record
 from schemas.rows import MessageRow
 from sinks.encode import rows_to_arrow
 from streams import codec
+from streams.logic.identity import Sighting, sightings
 from streams.logic.media_join import is_placeholder
 from topics.catalog import MAX_MESSAGE_BYTES
 
@@ -49,6 +50,8 @@ class PreparedChunk:
     placeholders: list[MessageRow]  # media placeholders, for the join
     rows: list[MessageRow]  # every other message, as rows ...
     encoded: pa.Table | None = None  # ... but those without a media id here, when encoded
+    # The users its messages name, one per distinct (phone, BSUID): its threads, for the links.
+    sightings: list[Sighting] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -100,6 +103,7 @@ def _chunk(chunk: HistoryChunk, encode: bool) -> PreparedChunk:
         placeholders=placeholders,
         rows=rows,
         encoded=rows_to_arrow(MessageRow, plain) if plain else None,
+        sightings=sightings((r.contact_wa_id, r.contact_user_id, r.contact_username, r.sent_at) for r in messages),
     )
 
 

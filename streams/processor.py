@@ -26,7 +26,7 @@ import pyarrow as pa
 from schemas.normalize import Normalized
 from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
 from streams import codec
-from streams.logic import contacts, media_join, reorder, sync_state
+from streams.logic import contacts, identity, media_join, reorder, sync_state
 from streams.logic.reorder import ChunkId
 from streams.prepare import Prepared, PreparedChunk, join_arrays, json_parts, messages_json, prepare
 
@@ -38,10 +38,11 @@ REORDER = "reorder"  # phone_number_id -> reorder.ReorderState
 # parts (`PreparedChunk.packed`) an index (`_index`) there, and part i under that key + `|i`.
 HELD = "held_chunks"
 MEDIA = "media_pending"  # phone_number_id|message_id -> media_join.Pending
-CONTACTS = "contacts"  # phone_number_id|contact_wa_id -> version of the newest change
+CONTACTS = "contacts"  # phone_number_id|user key -> contacts.Folded
 SYNC = "history_sync"  # phone_number_id -> sync_state.SyncState
 BUSINESSES = "businesses"  # waba_id -> {"offboarded": bool, "event": str, "at": int}
-TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES)
+IDENTITIES = "user_identities"  # phone_number_id|BSUID -> identity.Link
+TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES, IDENTITIES)
 
 OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED"})
 
@@ -286,15 +287,19 @@ class Processor:
     ) -> None:
         pnid = n.phone_number_id
         if n.messages:
-            out.add("messages", n.messages)
-            for part in json_parts(n.messages):
+            self._link_all(tx, out, pnid, n.waba_id, partition, n.messages)
+            messages = self._with_phones(tx, pnid, n.messages)
+            out.add("messages", messages)
+            for part in json_parts(messages):
                 out.published.append(release_record(pnid, n.waba_id, "live", None, None, False, part))
         out.statuses.extend(n.statuses)
         out.add("webhook_errors", n.errors)
         out.add("account_events", n.account_events)
         for chunk in chunks:
             self._chunk(tx, out, n, chunk, partition, at, now)
-        for row in n.media_followups:
+        if n.media_followups:
+            self._link_all(tx, out, pnid, n.waba_id, partition, n.media_followups)
+        for row in self._with_phones(tx, pnid, n.media_followups):
             self._media(tx, out, row, partition, now, followup=True)
         for error in n.history_errors:
             state = self._sync(tx, out, pnid, partition, _declines(n.waba_id, error.code, at))
@@ -314,11 +319,15 @@ class Processor:
         self, tx: _Tx, out: Output, n: Normalized, chunk: PreparedChunk, partition: int, at: int, now: float
     ) -> None:
         pnid = n.phone_number_id
-        out.add_encoded("messages", chunk.encoded)
-        out.add("messages", chunk.rows)
+        for sighting in chunk.sightings:
+            self._link(tx, out, pnid, n.waba_id, sighting, partition)
+        phones = self._linked_phones(tx, pnid, {s.user_id for s in chunk.sightings if not s.wa_id and s.user_id})
+        out.add_encoded("messages", _with_phones_arrow(chunk.encoded, phones) if phones else chunk.encoded)
+        out.add("messages", _with_phones_rows(chunk.rows, phones) if phones else chunk.rows)
+        placeholders = _with_phones_rows(chunk.placeholders, phones) if phones else chunk.placeholders
         newest = max(chunk.newest, _sync_state(tx, pnid).newest_message_at)
         oldest_followup = newest - self.media_followup_window_s
-        for row in chunk.placeholders:
+        for row in placeholders:
             if row.sent_at < oldest_followup and tx.get(MEDIA, f"{row.phone_number_id}|{row.message_id}") is None:
                 # The platform sends follow-ups only for media of the 14 days before onboarding, the
                 # newest history seen: join state for older ones would cost a changelog write each
@@ -409,14 +418,101 @@ class Processor:
         return state
 
     def _contact(self, tx: _Tx, out: Output, row: ContactRow, partition: int) -> None:
-        key = contacts.key(row)
+        pnid = row.phone_number_id
+        if row.contact_wa_id and row.contact_user_id:
+            sighting = identity.Sighting(
+                row.contact_wa_id, row.contact_user_id, row.username, row.changed_at, row.changed_at
+            )
+            self._link(tx, out, pnid, row.waba_id, sighting, partition)
+        phone = identity.phone_of(row.contact_wa_id, row.contact_user_id, lambda uid: self._link_of(tx, pnid, uid))
+        self._fold(tx, out, row._replace(contact_wa_id=phone, user_key=phone or row.contact_user_id), partition)
+
+    def _fold(self, tx: _Tx, out: Output, row: ContactRow, partition: int) -> None:
+        key = contacts.key(row.phone_number_id, row.user_key)
         raw = tx.get(CONTACTS, key)
         current = contacts.decode(_split_partition(raw)[1]) if raw else None
         if not contacts.apply(current, row):
             return
-        if current != row.version:
-            tx.set(CONTACTS, key, _with_partition(partition, contacts.encode(row.version)))
+        if current is None or current.version != row.version or current.row != row:
+            tx.set(CONTACTS, key, _with_partition(partition, contacts.encode(contacts.Folded(row.version, row))))
         out.add("contacts", [row])
+
+    # ---- users (streams/logic/identity.py) -------------------------------------------------------
+
+    def _link_of(self, tx: _Tx, pnid: str, user_id: str) -> identity.Link | None:
+        raw = tx.get(IDENTITIES, f"{pnid}|{user_id}")
+        return identity.decode(_split_partition(raw)[1]) if raw else None
+
+    def _link(self, tx: _Tx, out: Output, pnid: str, waba_id: str, sighting: identity.Sighting, partition: int) -> None:
+        """Record what a sighting with both identifiers links; a BSUID newly linked to a phone moves
+        its contact to the phone's key. Its `user_identities` row is written on every sighting: after
+        a crash the state may be ahead of ClickHouse."""
+        if not (sighting.wa_id and sighting.user_id):
+            return
+        current = self._link_of(tx, pnid, sighting.user_id)
+        link = identity.observe(current, sighting)
+        if link is None:
+            return
+        if link != current:
+            tx.set(IDENTITIES, f"{pnid}|{sighting.user_id}", _with_partition(partition, identity.encode(link)))
+        rows = out.rows.setdefault("user_identities", [])
+        rows[:] = [r for r in rows if (r.phone_number_id, r.contact_user_id) != (pnid, sighting.user_id)]
+        rows.append(identity.row(pnid, waba_id, sighting.user_id, link))
+        if current is None:
+            self._retire_bsuid_key(tx, out, pnid, waba_id, sighting.user_id, link.phone, partition)
+
+    def _retire_bsuid_key(
+        self, tx: _Tx, out: Output, pnid: str, waba_id: str, user_id: str, phone: str, partition: int
+    ) -> None:
+        raw = tx.get(CONTACTS, contacts.key(pnid, user_id))
+        if raw is None:
+            return
+        folded = contacts.decode(_split_partition(raw)[1])
+        tx.set(CONTACTS, contacts.key(pnid, user_id), None)
+        out.add("contacts", [contacts.merged(pnid, waba_id, user_id)])
+        if folded.row is not None:
+            self._fold(tx, out, folded.row._replace(contact_wa_id=phone, user_key=phone), partition)
+
+    def _link_all(
+        self, tx: _Tx, out: Output, pnid: str, waba_id: str, partition: int, rows: Sequence[MessageRow]
+    ) -> None:
+        named = ((r.contact_wa_id, r.contact_user_id, r.contact_username, r.sent_at) for r in rows)
+        for sighting in identity.sightings(named):
+            self._link(tx, out, pnid, waba_id, sighting, partition)
+
+    def _linked_phones(self, tx: _Tx, pnid: str, user_ids: Iterable[str]) -> dict[str, str]:
+        """The phones the links give for these BSUIDs (those linked only)."""
+        phones = {}
+        for user_id in user_ids:
+            link = self._link_of(tx, pnid, user_id)
+            if link is not None:
+                phones[user_id] = link.phone
+        return phones
+
+    def _with_phones(self, tx: _Tx, pnid: str, rows: Sequence[MessageRow]) -> Sequence[MessageRow]:
+        """Rows whose phone was withheld get the phone an earlier link of their BSUID gave."""
+        phones = self._linked_phones(tx, pnid, {r.contact_user_id for r in rows if not r.contact_wa_id})
+        return _with_phones_rows(rows, phones) if phones else rows
+
+
+def _with_phones_rows(rows: Sequence[MessageRow], phones: dict[str, str]) -> list[MessageRow]:
+    return [
+        r._replace(contact_wa_id=phones[r.contact_user_id])
+        if not r.contact_wa_id and r.contact_user_id in phones
+        else r
+        for r in rows
+    ]
+
+
+def _with_phones_arrow(table: pa.Table | None, phones: dict[str, str]) -> pa.Table | None:
+    if table is None:
+        return None
+    wa_ids = table.column("contact_wa_id").to_pylist()
+    filled = identity.fill_phones(phones, wa_ids, table.column("contact_user_id").to_pylist())
+    if filled is None:
+        return table
+    index = table.schema.get_field_index("contact_wa_id")
+    return table.set_column(index, table.schema.field(index), pa.array(filled, table.schema.field(index).type))
 
 
 def _sync_state(tx: _Tx, pnid: str) -> sync_state.SyncState:

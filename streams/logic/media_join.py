@@ -38,6 +38,8 @@ def enrich(followup: MessageRow, placeholder: MessageRow) -> MessageRow:
     return followup._replace(
         direction=placeholder.direction,
         contact_wa_id=placeholder.contact_wa_id or followup.contact_wa_id,
+        contact_user_id=placeholder.contact_user_id or followup.contact_user_id,
+        contact_username=placeholder.contact_username or followup.contact_username,
         status=status,
         sent_at=followup.sent_at or placeholder.sent_at,
         history_phase=placeholder.history_phase if followup.history_phase is None else followup.history_phase,

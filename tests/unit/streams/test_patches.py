@@ -81,9 +81,7 @@ class _App:
 @pytest.mark.parametrize(
     ("generation", "active", "stale"), [(3, True, False), (2, True, True), (3, False, True), (2, False, True)]
 )
-def test_a_record_read_before_a_rebalance_is_not_acked(
-    generation: int, active: bool, stale: bool
-) -> None:
+def test_a_record_read_before_a_rebalance_is_not_acked(generation: int, active: bool, stale: bool) -> None:
     app = _App(3, active)
     message = types.SimpleNamespace(generation_id=generation)
     assert patches.read_before_rebalance(app, message) is stale
