@@ -302,7 +302,10 @@ SETTINGS {_DEDUP}
 #
 # `threads` groups messages by user: the phone the message gave, else the phone linked to its BSUID
 # (user_identities, newest link per BSUID), else the BSUID. The user's BSUID and username are the
-# newest a message gave, else the newest link's of the user's phone.
+# newest a message gave, else the newest link's of the user's phone. Messages are first summed per
+# (phone, BSUID) pair as given, so the links join a few rows per user, not every message:
+# `SELECT count() FROM threads` over 1M messages of 3,000 users takes 0.064 s, 0.14 s joining each
+# message, 0.033 s grouping by number alone as migration 2 did (best of 7, 2-core AMD EPYC, chdb).
 _ONE_ROW_PER_USER = (
     Rebuild(
         "contacts",
@@ -313,54 +316,61 @@ _ONE_ROW_PER_USER = (
     """
 CREATE OR REPLACE VIEW {db}.threads AS
 SELECT
-    t.phone_number_id AS phone_number_id,
-    t.phone AS contact_wa_id,
-    t.waba_id AS waba_id,
-    t.messages AS messages,
-    t.last_at AS last_at,
-    t.last_message_id AS last_message_id,
-    t.last_direction AS last_direction,
-    t.last_type AS last_type,
-    t.last_text AS last_text,
-    t.last_status AS last_status,
-    if(t.newest_bsuid != '', t.newest_bsuid, p.linked_bsuid) AS contact_user_id,
-    if(t.newest_username != '', t.newest_username, p.linked_username) AS contact_username
+    u.phone_number_id AS phone_number_id,
+    u.phone AS contact_wa_id,
+    u.waba_id AS waba_id,
+    u.messages AS messages,
+    u.last_key.1 AS last_at,
+    u.last_key.2 AS last_message_id,
+    u.last.1 AS last_direction,
+    u.last.2 AS last_type,
+    u.last.3 AS last_text,
+    u.last.4 AS last_status,
+    if(u.newest_bsuid != '', u.newest_bsuid, p.linked_bsuid) AS contact_user_id,
+    if(u.newest_username != '', u.newest_username, p.linked_username) AS contact_username
 FROM (
     SELECT
         phone_number_id,
         phone,
         any(waba_id) AS waba_id,
-        count() AS messages,
-        max(sent_at) AS last_at,
-        argMax(message_id, (sent_at, message_id)) AS last_message_id,
-        argMax(direction, (sent_at, message_id)) AS last_direction,
-        argMax(type, (sent_at, message_id)) AS last_type,
-        argMax(text, (sent_at, message_id)) AS last_text,
-        argMax(status, (sent_at, message_id)) AS last_status,
-        argMaxIf(bsuid, (sent_at, message_id), bsuid != '') AS newest_bsuid,
-        argMaxIf(username, (sent_at, message_id), username != '') AS newest_username
+        sum(pair_messages) AS messages,
+        max(pair_last_key) AS last_key,
+        argMax(pair_last, pair_last_key) AS last,
+        argMaxIf(bsuid, pair_last_key, bsuid != '') AS newest_bsuid,
+        argMaxIf(pair_username, pair_username_key, pair_username != '') AS newest_username
     FROM (
         SELECT
-            m.phone_number_id AS phone_number_id,
-            m.waba_id AS waba_id,
-            m.message_id AS message_id,
-            m.direction AS direction,
-            m.type AS type,
-            m.text AS text,
-            m.status AS status,
-            m.sent_at AS sent_at,
-            if(m.contact_wa_id != '', m.contact_wa_id, l.linked_phone) AS phone,
-            m.contact_user_id AS bsuid,
-            m.contact_username AS username,
+            i.phone_number_id AS phone_number_id,
+            i.waba_id AS waba_id,
+            i.pair_messages AS pair_messages,
+            i.pair_last_key AS pair_last_key,
+            i.pair_last AS pair_last,
+            i.pair_username AS pair_username,
+            i.pair_username_key AS pair_username_key,
+            if(i.contact_wa_id != '', i.contact_wa_id, l.linked_phone) AS phone,
+            i.contact_user_id AS bsuid,
             if(phone != '', phone, bsuid) AS user
-        FROM {db}.messages AS m FINAL
+        FROM (
+            SELECT
+                phone_number_id,
+                contact_wa_id,
+                contact_user_id,
+                any(waba_id) AS waba_id,
+                count() AS pair_messages,
+                max((sent_at, message_id)) AS pair_last_key,
+                argMax((direction, type, text, status), (sent_at, message_id)) AS pair_last,
+                argMaxIf(contact_username, (sent_at, message_id), contact_username != '') AS pair_username,
+                maxIf((sent_at, message_id), contact_username != '') AS pair_username_key
+            FROM {db}.messages FINAL
+            GROUP BY phone_number_id, contact_wa_id, contact_user_id
+        ) AS i
         LEFT JOIN (
             SELECT phone_number_id, contact_user_id AS linked_bsuid, contact_wa_id AS linked_phone
             FROM {db}.user_identities FINAL
-        ) AS l ON l.phone_number_id = m.phone_number_id AND l.linked_bsuid = m.contact_user_id
+        ) AS l ON l.phone_number_id = i.phone_number_id AND l.linked_bsuid = i.contact_user_id
     )
     GROUP BY phone_number_id, user, phone
-) AS t
+) AS u
 LEFT JOIN (
     SELECT
         phone_number_id,
@@ -369,7 +379,7 @@ LEFT JOIN (
         argMax(username, last_seen_at) AS linked_username
     FROM {db}.user_identities FINAL
     GROUP BY phone_number_id, contact_wa_id
-) AS p ON p.phone_number_id = t.phone_number_id AND p.linked_phone = t.phone
+) AS p ON p.phone_number_id = u.phone_number_id AND p.linked_phone = u.phone
 """,
 )
 
