@@ -136,6 +136,17 @@ def test_dev_then_simulate_lands_every_message_contact_and_sync_state(
         ]
         assert sorted(landed_contacts) == sorted(want_contacts), pnid
 
+    # One thread per user, and each user's messages there whether or not they hid their number.
+    threads = sql(dev_env, tmp_path, "SELECT phone_number_id, contact_wa_id, contact_user_id, messages FROM threads")
+    for pnid, biz in expected.items():
+        landed_threads = {
+            t["contact_wa_id"] or t["contact_user_id"]: int(t["messages"])
+            for t in threads
+            if t["phone_number_id"] == pnid
+        }
+        want_threads = {key: user["messages"] for key, user in biz["users"].items() if user["messages"]}
+        assert landed_threads == want_threads, pnid
+
     sync = {
         r["phone_number_id"]: r
         for r in sql(dev_env, tmp_path, "SELECT phone_number_id, state, progress, messages_received, error_code "
