@@ -128,6 +128,40 @@ class IdentityRow(NamedTuple):
     version: int  # last_seen_at: the newest sighting wins
 
 
+class OnboardingRow(NamedTuple):
+    """A number's onboarding (table `onboardings`, the newest `version` per number): each step's
+    outcome, recorded before the next step is taken (onboarding/)."""
+
+    phone_number_id: str
+    waba_id: str
+    onboarded_at: int  # unix seconds: when this onboarding began
+    deadline_at: int  # onboarded_at + 24 h: the platform's window for the sync requests
+    is_on_biz_app: int  # 0 | 1, as the Graph API answered
+    platform_type: str
+    contacts_request_id: str  # '' until requested
+    contacts_requested_at: int  # 0 until requested
+    history_request_id: str
+    history_requested_at: int
+    last_error: str  # the Graph error that stopped it, or what is pending; '' if none
+    updated_at: int
+    # Ours: where the sequence is (`onboarding.sequence.Step`), and the sync calls begun: a call is
+    # recorded as begun before it is made, so it is never made twice (see onboarding/sequence.py).
+    step: str = ""
+    contacts_begun_at: int = 0
+    history_begun_at: int = 0
+    attempt: int = 1  # the number's onboarding count: a new one after it was offboarded
+    version: int = 0  # grows with every record of a number's onboardings
+
+
+class PurgeRow(NamedTuple):
+    """A business erased by `coex purge` (table `purges`)."""
+
+    phone_number_id: str
+    purged_at: int  # unix seconds; records of the business older than this are not written again
+    rows_deleted: int
+    waba_id: str = ""
+
+
 class DeadLetterRow(NamedTuple):
     topic: str
     partition: int

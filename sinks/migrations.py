@@ -383,6 +383,42 @@ LEFT JOIN (
 """,
 )
 
+# The control plane (issue 29): each number's onboarding, and the businesses erased.
+_ONBOARDING = (
+    f"""
+CREATE TABLE IF NOT EXISTS {{db}}.onboardings (
+    phone_number_id String,
+    waba_id String,
+    onboarded_at DateTime('UTC'),
+    deadline_at DateTime('UTC'),
+    is_on_biz_app UInt8,
+    platform_type String,
+    contacts_request_id String,
+    contacts_requested_at DateTime('UTC'),
+    history_request_id String,
+    history_requested_at DateTime('UTC'),
+    last_error String,
+    updated_at DateTime('UTC'),
+    step LowCardinality(String),
+    contacts_begun_at DateTime('UTC'),
+    history_begun_at DateTime('UTC'),
+    attempt UInt32,
+    version UInt64
+) ENGINE = ReplacingMergeTree(version)
+ORDER BY phone_number_id
+SETTINGS {_DEDUP}
+""",
+    """
+CREATE TABLE IF NOT EXISTS {db}.purges (
+    phone_number_id String,
+    purged_at DateTime('UTC'),
+    rows_deleted UInt64,
+    waba_id String
+) ENGINE = ReplacingMergeTree
+ORDER BY (phone_number_id, purged_at)
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
@@ -391,6 +427,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "messages, dead_letters: one partition, one row per key", _ONE_PARTITION),
     Migration(6, "users who hide their number: BSUIDs, usernames, user_identities", _BSUIDS),
     Migration(7, "contacts: one row per user; threads by user", _ONE_ROW_PER_USER),
+    Migration(8, "onboardings and purges", _ONBOARDING),
 )
 
 SCHEMA_MIGRATIONS_DDL = """

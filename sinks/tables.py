@@ -11,6 +11,8 @@ from schemas.rows import (
     HistorySyncRow,
     IdentityRow,
     MessageRow,
+    OnboardingRow,
+    PurgeRow,
     StatusRow,
     WebhookErrorRow,
 )
@@ -24,6 +26,8 @@ ROW_TYPES: dict[str, type[tuple[Any, ...]]] = {
     "message_statuses": StatusRow,
     "webhook_errors": WebhookErrorRow,
     "user_identities": IdentityRow,
+    "onboardings": OnboardingRow,
+    "purges": PurgeRow,
 }
 
 
