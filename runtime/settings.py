@@ -21,6 +21,12 @@ class Settings(BaseSettings):
     verify_token: SecretStr | None = None
     ingest_port: int = 8000
     insecure_skip_signature: bool = False
+    # The control plane: the Graph API calls of onboarding (onboarding/, graph/).
+    graph_api_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v24.0"
+    meta_app_id: str | None = None
+    graph_token: SecretStr | None = None  # a system user's: resumed onboardings, status checks
+    admin_token: SecretStr | None = None  # bearer of the ingest's /onboardings; unset: they answer 404
 
     # Everything else: ours, with defaults that fit one machine.
     ingest_host: str = "0.0.0.0"
@@ -70,6 +76,12 @@ class Settings(BaseSettings):
     worker_rebalance_timeout_s: float = Field(default=20.0, ge=1)
     # A stopping worker's wait for ClickHouse to take its buffered rows (`coex dev` gives a child 60 s).
     worker_shutdown_flush_s: float = Field(default=30.0, ge=0)
+
+    # Onboarding: Graph calls retried this long at most before the step stops with the error; a sync
+    # requested this long ago with no webhook of its kind yet is flagged (the platform accepted
+    # requests before and then sent nothing).
+    graph_retry_max_s: float = Field(default=120.0, ge=0)
+    onboarding_silence_alert_s: float = Field(default=2 * 3600.0, gt=0)
 
     # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.
     sql_port: int = 8123 + 10000
