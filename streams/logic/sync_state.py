@@ -1,8 +1,12 @@
 """Per-business history sync state, emitted as a `history_sync` row on every history record.
 
 - state: `in_progress` from the first chunk, `complete` once a chunk says progress 100 (the only
-  sure end), `declined` on error 2593109 (the business did not share its history). `complete`
-  and `declined` are final.
+  sure end), `declined` on error 2593109 (the business did not share its history). `complete` is
+  final. `declined` is not: a chunk after it means a new onboarding shared the history, so the
+  state moves on (`in_progress`, `complete` at 100). The decline's code and time stay, as what
+  happened before; the same decline arriving again once chunks came (a redelivery, a replay) is
+  the one they superseded and changes nothing. A later onboarding declining again after a shared
+  history cannot be told from that redelivery (the error carries no time) and is not shown.
 - progress: the highest seen (chunks arrive in any order).
 - phases_complete: a phase seen is complete once a chunk of a later phase has been seen (the
   platform sends phases in order, so a later phase starting means the earlier one is done), and
@@ -77,6 +81,8 @@ def on_chunk(
     if phase not in state.phases_seen:
         state.phases_seen = sorted([*state.phases_seen, phase])
     state.progress = max(state.progress, min(progress, 100))
+    if state.state == DECLINED:
+        state.state = IN_PROGRESS
     if state.progress >= 100 and state.state == IN_PROGRESS:
         state.state = COMPLETE
     return _touch(state, before, now)
@@ -88,6 +94,9 @@ def on_error(state: SyncState, waba_id: str, code: int, now: int) -> bool:
     state.waba_id = waba_id or state.waba_id
     if state.state == DECLINED and code != DECLINED_CODE:
         # The decline is why there is no history: a later error does not replace its code.
+        return _touch(state, before, now)
+    if code == DECLINED_CODE and state.error_code == DECLINED_CODE and state.chunk_ids:
+        # The decline a shared history already superseded, arriving again.
         return _touch(state, before, now)
     if code != state.error_code or not state.error_at:
         state.error_at = now

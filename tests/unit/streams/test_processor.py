@@ -465,3 +465,17 @@ def test_a_placeholder_held_by_the_previous_release_joins_its_followup_after_the
     assert out.dead_letters == []
     [joined] = out.rows["messages"]
     assert (joined.type, joined.status, joined.history_chunk_order) == ("image", placeholder.status, 1)
+
+
+def test_a_declined_history_shared_by_a_new_onboarding_completes() -> None:
+    declined = _envelope(
+        "history",
+        {"messaging_product": "whatsapp", "metadata": _meta(), "history": [{"errors": [{"code": 2593109}]}]},
+    )
+    bodies = [declined, _chunk_body(0, 0, 50), declined, _chunk_body(0, 1, 100), declined]
+    store = DictStore()
+    final, outs = run(Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9), store, records(bodies))
+    (row,) = final.tables["history_sync"].values()
+    assert (row.state, row.progress, row.chunks_received, row.error_code) == ("complete", 100, 2, 2593109)
+    assert [r.code for r in final.tables["webhook_errors"].values()] == [2593109]  # one row, its first arrival
+    assert not any(out.dead_letters for out in outs)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import orjson
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from streams.logic import sync_state
-from streams.logic.sync_state import DECLINED, SyncState, decode, encode, on_error
+from streams.logic.sync_state import COMPLETE, DECLINED, IN_PROGRESS, SyncState, decode, encode, on_chunk, on_error
 
 
 def test_an_error_is_dated_by_its_first_arrival() -> None:
@@ -47,3 +50,38 @@ def test_an_error_stored_before_error_times_gets_one_on_its_next_redelivery() ->
     assert on_error(state, "waba", 2593109, 500)  # changed: the time is stored, and kept from then on
     assert not on_error(state, "waba", 2593109, 900)
     assert state.error_at == 500
+
+
+def test_a_declined_history_shared_later_moves_on_and_completes() -> None:
+    state = SyncState()
+    on_error(state, "waba", 2593109, 100)
+    assert on_chunk(state, "waba", 0, 0, 40, "m1", 3, 200)
+    assert (state.state, state.progress, state.error_code, state.error_at) == (IN_PROGRESS, 40, 2593109, 100)
+    assert not on_error(state, "waba", 2593109, 300)  # the superseded decline again changes nothing
+    assert on_chunk(state, "waba", 0, 1, 100, "m4", 3, 400)
+    assert state.state == COMPLETE
+
+
+@hyp_settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.tuples(st.integers(0, 2), st.integers(0, 5), st.integers(0, 100)), st.just("decline")),
+        min_size=1,
+    ).filter(lambda events: any(e != "decline" for e in events))
+)
+def test_after_a_decline_the_shared_history_decides_the_state(events: list[tuple[int, int, int] | str]) -> None:
+    """A decline, then chunks and redeliveries of the decline in any order: never stuck as declined."""
+    state = SyncState()
+    on_error(state, "waba", 2593109, 100)
+    seen_chunk = False
+    for at, event in enumerate(events, 200):
+        if event == "decline":
+            on_error(state, "waba", 2593109, at)
+            assert (state.state == DECLINED) == (not seen_chunk)
+            continue
+        phase, order, progress = event
+        on_chunk(state, "waba", phase, order, progress, f"m{phase}.{order}", 1, at)
+        seen_chunk = True
+    top = max(e[2] for e in events if e != "decline")
+    assert state.state == (COMPLETE if top >= 100 else IN_PROGRESS)
+    assert (state.error_code, state.error_at) == (2593109, 100)
