@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "simulate": "coex.simulate:run",
     "status": "coex.status:run",
     "kafka": "coex.kafka_local:run",
+    "onboard": "coex.onboard:run",
 }
 
 
@@ -38,6 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="one stream worker (run N for N-way scale-out)")
     worker.add_argument("--id", dest="worker_id", default=None, help="worker id, unique per process")
     sub.add_parser("migrate", help="create or upgrade the ClickHouse schema and Kafka topics")
+
+    onboard = sub.add_parser("onboard", help="onboard a business's number: subscribe, check, request both syncs")
+    onboard.add_argument("--waba-id", required=True, help="the business's WhatsApp Business Account ID")
+    onboard.add_argument("--phone-number-id", required=True, help="the business phone number's ID")
+    secret = onboard.add_mutually_exclusive_group(required=True)
+    secret.add_argument("--code", help="the Embedded Signup code, exchanged for the business's token")
+    secret.add_argument("--token", help="a business (or system user) access token")
 
     sql = sub.add_parser("sql", help="run read-only SQL against the configured ClickHouse")
     sql.add_argument("query", help="one SELECT (or SHOW/DESCRIBE/EXPLAIN/WITH) statement")

@@ -5,7 +5,11 @@
 - `normalized_messages`, the worker's releases;
 - `stream_ticks`, the worker's timer topic, co-partitioned with the ingest topics;
 - the changelog topics of the worker's tables, which faust creates with `CHANGELOG_CONFIGS` and
-  coex reconfigures when they exist already.
+  coex reconfigures when they exist already;
+- `onboarding_log`, each number's onboarding as written step by step (onboarding/log.py): one
+  partition, compacted, keyed by phone_number_id;
+- `onboarding_requests`, the onboardings accepted by the ingest's `POST /onboardings`, keyed by
+  phone_number_id, for the workers to carry out.
 """
 
 from __future__ import annotations
@@ -26,12 +30,22 @@ log = logging.getLogger(__name__)
 INGEST_TOPICS: tuple[str, ...] = (*KNOWN_FIELDS, UNKNOWN_FIELD)
 NORMALIZED_MESSAGES = "normalized_messages"
 TICKS = "stream_ticks"
+ONBOARDING_LOG = "onboarding_log"
+ONBOARDING_REQUESTS = "onboarding_requests"
 
 # A history change can be 16 MB; leave room for the wrapper and the batch overhead.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 
 # Ticks are worthless once read.
 TICKS_CONFIGS: dict[str, str] = {"retention.ms": "3600000"}
+
+# Every number's onboarding, newest record per number kept for good: the truth `coex onboard` and the
+# workers resume from. One partition: a few records a day, read whole by each onboarding.
+ONBOARDING_LOG_CONFIGS: dict[str, str] = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(24 * 3600 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
 
 # The state tables' changelog topics, which a worker reads whole to restore its tables at each start
 # and rebalance. faust makes them compacted, but the broker compacts closed segments only, and a
@@ -63,6 +77,14 @@ def topic_names(settings: Settings) -> list[str]:
     return [settings.topic(field) for field in (*INGEST_TOPICS, NORMALIZED_MESSAGES)]
 
 
+def onboarding_topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
+    """The control plane's topics: name -> (partitions, configuration)."""
+    return {
+        settings.topic(ONBOARDING_LOG): (1, ONBOARDING_LOG_CONFIGS),
+        settings.topic(ONBOARDING_REQUESTS): (settings.topic_partitions, topic_configs(settings)),
+    }
+
+
 def topic_configs(settings: Settings) -> dict[str, str]:
     return {
         "max.message.bytes": str(MAX_MESSAGE_BYTES),
@@ -78,15 +100,17 @@ def changelog_topic(settings: Settings, table: str) -> str:
 
 
 async def ensure_topics(settings: Settings) -> list[str]:
-    """Create every ingest topic and `normalized_messages` that is missing; return those created
-    (the caller says so: `coex migrate` in its summary, the services through `log_created`)."""
+    """Create every ingest topic, `normalized_messages` and the control plane's topics that are
+    missing; return those created (the caller says so: `coex migrate` in its summary, the services
+    through `log_created`)."""
     configs = topic_configs(settings)
-    return await _create_missing(settings, {name: configs for name in topic_names(settings)})
+    wanted = {name: (settings.topic_partitions, configs) for name in topic_names(settings)}
+    return await _create_missing(settings, wanted | onboarding_topics(settings))
 
 
 async def ensure_tick_topic(settings: Settings) -> bool:
     """Create `<prefix>stream_ticks` if missing; whether it was created."""
-    return bool(await _create_missing(settings, {settings.topic(TICKS): TICKS_CONFIGS}))
+    return bool(await _create_missing(settings, {settings.topic(TICKS): (settings.topic_partitions, TICKS_CONFIGS)}))
 
 
 def log_created(created: list[str]) -> None:
@@ -125,8 +149,8 @@ async def ensure_changelog_configs(settings: Settings, tables: Iterable[str]) ->
     return sorted(stale)
 
 
-async def _create_missing(settings: Settings, wanted: Mapping[str, dict[str, str]]) -> list[str]:
-    """Create the topics of `wanted` (name -> configuration) that are missing; those created.
+async def _create_missing(settings: Settings, wanted: Mapping[str, tuple[int, dict[str, str]]]) -> list[str]:
+    """Create the topics of `wanted` (name -> partitions, configuration) that are missing; those created.
 
     Idempotent, and safe against another process creating the same topics at the same time."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="coex-topics")
@@ -134,14 +158,14 @@ async def _create_missing(settings: Settings, wanted: Mapping[str, dict[str, str
     try:
         existing = set(await admin.list_topics())
         missing = [name for name in wanted if name not in existing]
-        present = [name for name in wanted if name in existing]
+        present = [name for name in wanted if name in existing and wanted[name][0] == settings.topic_partitions]
         if present:
             _warn_other_partition_counts(await admin.describe_topics(present), settings.topic_partitions)
         if not missing:
             return []
         response = await admin.create_topics(
             [
-                NewTopic(name, settings.topic_partitions, settings.topic_replication, topic_configs=wanted[name])
+                NewTopic(name, wanted[name][0], settings.topic_replication, topic_configs=wanted[name][1])
                 for name in missing
             ]
         )

@@ -23,13 +23,13 @@ from tests.integration.ingest_kit import (
     records_written,
     signed,
 )
-from topics.catalog import ensure_topics, topic_names
+from topics.catalog import ensure_topics, onboarding_topics, topic_names
 
 
 @pytest.fixture
 async def settings(kafka_bootstrap: str, unique: Callable[[str], str]) -> AsyncIterator[Settings]:
     s = ingest_settings(kafka_bootstrap, unique("it-ingest-") + ".", max_body_bytes=64 * 1024)
-    assert sorted(await ensure_topics(s)) == sorted(topic_names(s))
+    assert sorted(await ensure_topics(s)) == sorted([*topic_names(s), *onboarding_topics(s)])
     yield s
 
 

@@ -13,9 +13,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "schemas": set(),
     "topics": {"runtime", "schemas"},
     "sinks": {"runtime", "schemas"},
-    "ingest": {"runtime", "schemas", "topics", "sinks"},
-    "streams": {"runtime", "schemas", "topics", "sinks"},
-    "coex": {"runtime", "schemas", "topics", "sinks", "ingest", "streams"},
+    "graph": {"runtime", "schemas"},
+    "onboarding": {"runtime", "schemas", "topics", "sinks", "graph"},
+    "ingest": {"runtime", "schemas", "topics", "sinks", "onboarding"},
+    "streams": {"runtime", "schemas", "topics", "sinks", "graph", "onboarding"},
+    "coex": {"runtime", "schemas", "topics", "sinks", "graph", "onboarding", "ingest", "streams"},
 }
 
 
