@@ -28,6 +28,7 @@ from typing import Literal, NamedTuple, Protocol
 
 from pydantic import SecretStr
 
+from graph.errors import GraphError
 from onboarding.log import OnboardingTaken
 from schemas.rows import OnboardingRow
 
@@ -242,9 +243,10 @@ async def run(
             row = await save(_set(row, sync, begun_at=now()))
             try:
                 request_id = await graph.request_sync(row.phone_number_id, sync.sync_type, await token())
-            except Exception as exc:
-                if not getattr(exc, "transient", True):
-                    # The platform answered with a refusal: no sync was made, a later run may ask again.
+            except GraphError as exc:
+                if not exc.outcome_unknown:
+                    # The platform answered (a refusal, or a failure it did not act on): no sync was
+                    # made, a later run may ask again. A lost answer keeps the call begun.
                     row = _set(row, sync, begun_at=0)
                 raise
             step = Step.CONTACTS_REQUESTED if sync.name == "contacts" else Step.COMPLETE

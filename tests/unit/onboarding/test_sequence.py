@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 from pydantic import SecretStr
 
+from graph.errors import GraphError
 from onboarding.sequence import WINDOW_S, Outcome, Request, Step, run
 from schemas.rows import OnboardingRow
 
@@ -21,12 +22,12 @@ class Info:
     platform_type: str = "CLOUD_API"
 
 
-class Refused(Exception):
-    transient = False
+def Refused(message: str) -> GraphError:
+    return GraphError(400, 100, None, "OAuthException", message, "trace", False)
 
 
-class Unsure(Exception):
-    transient = True
+def Unsure(message: str) -> GraphError:
+    return GraphError.local(message, transient=True, outcome_unknown=True)
 
 
 @dataclass
