@@ -14,10 +14,11 @@ from email.utils import parsedate_to_datetime
 
 import orjson
 
-# Codes the platform documents as temporary: wait and retry.
+# Codes the platform documents as temporary: wait and retry. Not 1 (API Unknown): Graph also answers
+# a wrong client secret with it, and WhatsApp's table reads it as "invalid request or server error";
+# a real outage comes with a 5xx or `is_transient`, retried anyway.
 TRANSIENT_CODES: frozenset[int] = frozenset(
     {
-        1,  # API Unknown: possibly a temporary issue due to downtime
         2,  # API Service: temporary issue due to downtime or overload
         4,  # API Too Many Calls: the app's rate limit
         17,  # API User Too Many Calls: the user's rate limit
