@@ -35,7 +35,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         sys.stderr.write("coex simulate: no app secret: pass --secret or set COEX_APP_SECRET\n")
         return 2
     detail = args.expect_out is not None and args.businesses * args.messages <= DETAIL_LIMIT
-    sim = Simulation(args.businesses, args.messages, args.seed, detail=detail)
+    ids = (args.waba_id, args.phone_number_id) if args.phone_number_id else None
+    sim = Simulation(args.businesses, args.messages, args.seed, detail=detail, ids=ids)
     options = PostOptions(
         url=url,
         secret=secret.encode() if secret else None,
@@ -61,6 +62,12 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> str:
+    if args.businesses is None:
+        args.businesses = 1 if args.phone_number_id else 3
+    if bool(args.waba_id) != bool(args.phone_number_id):
+        return "--waba-id and --phone-number-id go together"
+    if args.phone_number_id and args.businesses != 1:
+        return "--phone-number-id plays one business: leave --businesses at 1"
     if args.businesses < 1:
         return "--businesses must be at least 1"
     if args.messages < 0:

@@ -63,12 +63,17 @@ class Business:
         detail: bool = False,
         hidden_share: float = HIDDEN_SHARE,
         switch_share: float = SWITCH_SHARE,
+        ids: tuple[str, str] | None = None,
     ) -> None:
+        """`ids`: the business's (waba_id, phone_number_id), e.g. of a number onboarded against the
+        fake Graph API; drawn from the seed when not given."""
         self.seed, self.index = seed, index
         self.shares = (hidden_share, switch_share)
         rng = Random(f"{seed}:{index}:plan")
         self.waba_id = str(rng.randrange(10**14, 10**15))
         self.phone_number_id = str(rng.randrange(10**14, 10**15))
+        if ids is not None:
+            self.waba_id, self.phone_number_id = ids
         self.display = content.phone_number(rng)
         self.onboarded_at = EPOCH + index * 3 * 3600 + rng.randrange(3600)
         self.metadata = metadata(self.display, self.phone_number_id)

@@ -50,7 +50,11 @@ class Simulation:
         detail: bool = False,
         hidden_share: float = HIDDEN_SHARE,
         switch_share: float = SWITCH_SHARE,
+        ids: tuple[str, str] | None = None,
     ) -> None:
+        """`ids`: (waba_id, phone_number_id) of the one business to play, which syncs normally."""
+        if ids is not None and businesses != 1:
+            raise ValueError("a business's ids are given for one business only")
         if businesses < 1 or messages < 0:
             raise ValueError("need at least one business and a non-negative message count")
         if hidden_share < 0 or switch_share < 0 or hidden_share + switch_share > 1:
@@ -66,6 +70,7 @@ class Simulation:
                 detail=detail,
                 hidden_share=hidden_share,
                 switch_share=switch_share,
+                ids=ids,
             )
             for i in range(businesses)
         ]

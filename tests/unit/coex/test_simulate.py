@@ -467,3 +467,14 @@ def test_hiding_a_number_changes_no_users_contacts_or_messages_per_user() -> Non
         for key, contact in doc["contacts"].items():
             assert contact["contact_wa_id"] in (key, "")
             assert doc["users"][key]["user_id"] == contact["user_id"]
+
+
+def test_one_business_played_under_the_ids_it_was_onboarded_with() -> None:
+    sim = Simulation(1, 300, SEED, ids=("9990001", "8880001"))
+    envelopes = [orjson.loads(d.body) for d in sim.deliveries()]
+    assert {e["entry"][0]["id"] for e in envelopes} == {"9990001"}
+    pnids = {c["value"].get("metadata", {}).get("phone_number_id") for e in envelopes for c in e["entry"][0]["changes"]}
+    assert pnids - {None} == {"8880001"}
+    assert sim.expected.businesses["8880001"].history_sync.state == "complete"
+    with pytest.raises(ValueError, match="one business"):
+        Simulation(2, 300, SEED, ids=("9990001", "8880001"))
