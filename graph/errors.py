@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import orjson
 
@@ -72,6 +73,11 @@ class GraphError(Exception):
     ) -> GraphError:
         """An error without a Graph error body: the network's, a setting's, an answer coex cannot use."""
         return cls(status, None, None, "", message, "", transient, outcome_unknown=outcome_unknown)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Exceptions pickle as `cls(*args)`; this one's constructor takes its fields.
+        fields = (self.status, self.code, self.subcode, self.type, self.message, self.fbtrace_id, self.transient)
+        return (GraphError, fields, {"outcome_unknown": self.outcome_unknown, "attempts": self.attempts})
 
     def __str__(self) -> str:
         where = f"HTTP {self.status}" if self.status is not None else "no answer"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from datetime import UTC, datetime
 
 import orjson
@@ -86,3 +87,11 @@ def test_retry_after_in_seconds_or_as_a_date() -> None:
     assert retry_after({"retry-after": "soon"}, now) is None
     assert retry_after({"retry-after": "nan"}, now) is None
     assert retry_after({"retry-after": "-3"}, now) == 0.0
+
+
+def test_a_graph_error_survives_pickling() -> None:
+    error = parse_error(503, orjson.dumps({"error": {"message": "down", "code": 2, "fbtrace_id": "T"}}))
+    error.attempts = 4
+    error.outcome_unknown = True
+    copy = pickle.loads(pickle.dumps(error))
+    assert repr(copy) == repr(error) and str(copy) == str(error)
