@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from ingest import health, webhook
+from ingest import health, onboardings, webhook
 from ingest.fastpath import is_webhook_post, serve_webhook
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Publisher
@@ -61,4 +61,5 @@ def create_app(settings: Settings, publisher: Publisher | None = None) -> FastAP
     )
     app.include_router(webhook.router)
     app.include_router(health.router)
+    app.include_router(onboardings.router)
     return app

@@ -68,6 +68,10 @@ class Publisher(Protocol):
         """Return once Kafka acknowledged every record; raise KafkaUnavailable or TooLarge."""
         ...
 
+    async def publish_to(self, topic: str, key: bytes, value: bytes) -> None:
+        """One record to a topic named in full (the control plane's); as `publish` otherwise."""
+        ...
+
 
 class KafkaPublisher:
     def __init__(self, settings: Settings) -> None:
@@ -124,10 +128,19 @@ class KafkaPublisher:
             size = DefaultRecordBatchBuilder.estimate_size_in_bytes(record.key, record.value, [])
             if size > self._max_request:
                 raise TooLarge(f"a {record.field} change is {size} bytes, over Kafka's {self._max_request}")
+        await self._send(producer, [(self._topic(r.field), r.key, r.value) for r in records])
+
+    async def publish_to(self, topic: str, key: bytes, value: bytes) -> None:
+        producer = self._producer
+        if producer is None or not self._up:
+            raise KafkaUnavailable("Kafka is not reachable", RETRY_AFTER_S)
+        await self._send(producer, [(topic, key, value)])
+
+    async def _send(self, producer: AIOKafkaProducer, records: list[tuple[str, bytes, bytes]]) -> None:
         try:
             async with asyncio.timeout(self._timeout):
                 # Send all, then await all acks: the records of one delivery share batches.
-                acks = [await producer.send(self._topic(r.field), r.value, key=r.key) for r in records]
+                acks = [await producer.send(topic, value, key=key) for topic, key, value in records]
                 await asyncio.gather(*acks)
         except TimeoutError:
             self._up = False

@@ -74,30 +74,7 @@ class OnboardingLog:
 
     async def load(self) -> OnboardingRow | None:
         """The number's newest committed record, None if it was never onboarded."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._settings.kafka_bootstrap,
-            client_id="coex-onboarding",
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-        )
-        await consumer.start()
-        try:
-            partition = TopicPartition(self._topic, 0)
-            consumer.assign([partition])
-            await consumer.seek_to_beginning(partition)
-            end = (await consumer.end_offsets([partition]))[partition]
-            newest: bytes | None = None
-            deadline = time.monotonic() + READ_TIMEOUT_S
-            while await consumer.position(partition) < end:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"reading {self._topic} took over {READ_TIMEOUT_S:.0f} s")
-                batches = await consumer.getmany(partition, timeout_ms=1000)
-                for record in batches.get(partition, []):
-                    if record.key == self._pnid.encode() and record.offset < end:
-                        newest = record.value
-        finally:
-            await consumer.stop()
-        return decode(newest) if newest is not None else None
+        return await read_newest(self._settings, self._pnid)
 
     async def save(self, row: OnboardingRow) -> None:
         """Commit the record; OnboardingTaken if another process opened this number's log since."""
@@ -108,3 +85,32 @@ class OnboardingLog:
             raise OnboardingTaken(
                 f"another process took over the onboarding of {self._pnid}; it continues from here"
             ) from exc
+
+
+async def read_newest(settings: Settings, phone_number_id: str) -> OnboardingRow | None:
+    """The number's newest committed record, None if it was never onboarded; reads only (fences nothing)."""
+    topic = settings.topic(ONBOARDING_LOG)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        client_id="coex-onboarding",
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partition = TopicPartition(topic, 0)
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
+        end = (await consumer.end_offsets([partition]))[partition]
+        newest: bytes | None = None
+        deadline = time.monotonic() + READ_TIMEOUT_S
+        while await consumer.position(partition) < end:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} took over {READ_TIMEOUT_S:.0f} s")
+            batches = await consumer.getmany(partition, timeout_ms=1000)
+            for record in batches.get(partition, []):
+                if record.key == phone_number_id.encode() and record.offset < end:
+                    newest = record.value
+    finally:
+        await consumer.stop()
+    return decode(newest) if newest is not None else None
