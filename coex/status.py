@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,11 +19,14 @@ from typing import Any
 from coex.lag import business_lag, fetch_lag
 from runtime.redact import redact_url, scrub
 from runtime.settings import Settings
+from sinks.onboarding_watch import CONTACTS_SYNC, HISTORY_SYNC, Watched, read_watch
 
 QueryRows = Callable[[str], list[tuple[Any, ...]]]
 SOURCES: tuple[str, ...] = ("history", "echo", "cloud_api")
 OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED", "ACCOUNT_DELETED"})
-ONBOARDING_EVENTS = frozenset({"PARTNER_ADDED"})  # the partner is back after a removal
+# The partner is back after a removal, the account after an offboarding.
+ONBOARDING_EVENTS = frozenset({"PARTNER_ADDED", "ACCOUNT_RECONNECTED"})
+LIFECYCLE_EVENTS = OFFBOARDING_EVENTS | ONBOARDING_EVENTS
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -39,6 +43,12 @@ class BusinessStatus:
     events: list[str] = field(default_factory=list)  # account_update events, oldest first
     last_update: int | None = None  # unix seconds
     lag: int | None = None  # records still to process on its partition (coex/lag.py); None: unknown
+    onboarded_at: int | None = None  # from `onboardings`; None if coex did not onboard it
+    deadline_left: float | None = None  # seconds left while a sync is not requested (sinks/onboarding_watch.py)
+    contacts_sync: str = "-"  # - (no onboarding) | no | yes (requested) | silent (requested, nothing came)
+    history_sync: str = "-"
+    undeliverable: int = 0  # `messages` errors 131060
+    undeliverable_at: int | None = None
 
     @property
     def messages_total(self) -> int:
@@ -54,6 +64,17 @@ class BusinessStatus:
             elif event in ONBOARDING_EVENTS:
                 current = ""
         return current
+
+    @property
+    def lifecycle(self) -> str:
+        """The latest event that connected or disconnected the business ('' if none)."""
+        return next((e for e in reversed(self.events) if e in LIFECYCLE_EVENTS), "")
+
+    def watched(self, watch: Watched, now: float, silence_s: float) -> None:
+        self.onboarded_at = watch.onboarded_at
+        self.deadline_left = watch.deadline_left(now)
+        self.contacts_sync = _sync_cell(watch, CONTACTS_SYNC, now, silence_s)
+        self.history_sync = _sync_cell(watch, HISTORY_SYNC, now, silence_s)
 
     def seen(self, at: Any) -> None:
         if at is not None and int(at) > 0:
@@ -82,11 +103,24 @@ def status_queries(database: str) -> dict[str, str]:
             "SELECT waba_id, arrayMap(x -> x.2, arraySort(groupUniqArray((event_at, event)))), "
             f"toUnixTimestamp(max(event_at)) FROM {db}.account_events GROUP BY waba_id"
         ),
+        "undeliverable": (
+            f"SELECT phone_number_id, waba_id, errors, toUnixTimestamp(last_at) FROM {db}.undeliverable_messages"
+        ),
     }
 
 
-def fetch_status(query_rows: QueryRows, database: str) -> list[BusinessStatus]:
-    """Every business any table knows, ordered by phone_number_id."""
+def _sync_cell(watch: Watched, sync_type: str, now: float, silence_s: float) -> str:
+    if watch.silent(sync_type, now, silence_s):
+        return "silent"
+    return "yes" if watch.requested_at(sync_type) else "no"
+
+
+def fetch_status(
+    query_rows: QueryRows, database: str, now: float | None = None, silence_s: float = 2 * 3600.0
+) -> list[BusinessStatus]:
+    """Every business any table knows, ordered by phone_number_id. `now` (unix seconds) dates the
+    time left to the deadline and which requested syncs are silent (`silence_s` without a webhook)."""
+    at = time.time() if now is None else now
     sql = status_queries(database)
     found: dict[str, BusinessStatus] = {}  # by phone_number_id, or "waba:<id>" for a WABA alone
 
@@ -111,6 +145,11 @@ def fetch_status(query_rows: QueryRows, database: str) -> list[BusinessStatus]:
         row = business(pnid, waba)
         row.contacts = int(alive)
         row.seen(last_changed)
+    for watch in read_watch(query_rows, database):
+        business(watch.phone_number_id, watch.waba_id).watched(watch, at, silence_s)
+    for pnid, waba, errors, last_at in query_rows(sql["undeliverable"]):
+        row = business(pnid, waba)
+        row.undeliverable, row.undeliverable_at = int(errors), int(last_at)
     for waba, events, last_event in query_rows(sql["events"]):
         owners = [r for r in found.values() if r.waba_id == str(waba)] or [waba_alone(waba)]
         for row in owners:
@@ -129,17 +168,35 @@ def _by_source(row: BusinessStatus) -> str:
     return "/".join(known) + (f" +{others}" if others else "")
 
 
+def _left(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds <= 0:
+        return "passed"
+    minutes = int(seconds) // 60
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
 HEADER: tuple[str, ...] = (
     "PHONE_NUMBER_ID",
     "WABA_ID",
+    "ONBOARDED",
+    "DEADLINE",
+    "CONTACTS_SYNC",
+    "HISTORY_SYNC",
     "HISTORY",
     "PROGRESS",
     "MESSAGES",
     "HISTORY/ECHO/API",
     "CONTACTS",
     "OFFBOARDED",
+    "LIFECYCLE",
+    "ERR_131060",
     "LAST_UPDATE",
     "LAG",
+)
+NUMERIC = frozenset(
+    HEADER.index(name) for name in ("DEADLINE", "PROGRESS", "MESSAGES", "CONTACTS", "ERR_131060", "LAG")
 )
 
 
@@ -151,12 +208,18 @@ def format_status(rows: Iterable[BusinessStatus]) -> str:
             (
                 r.phone_number_id or "?",
                 r.waba_id,
+                _when(r.onboarded_at),
+                _left(r.deadline_left),
+                r.contacts_sync,
+                r.history_sync,
                 r.history_state or "-",
                 f"{r.progress}%",
                 str(r.messages_total),
                 _by_source(r),
                 str(r.contacts),
                 r.offboarded or "no",
+                r.lifecycle or "-",
+                str(r.undeliverable),
                 _when(r.last_update),
                 _lag(r.lag),
             )
@@ -164,10 +227,9 @@ def format_status(rows: Iterable[BusinessStatus]) -> str:
     if len(table) == 1:
         return "no businesses yet: nothing in ClickHouse (post webhooks, e.g. `coex simulate`)\n"
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
-    numeric = {3, 4, 6, 9}
     lines = [
         "  ".join(
-            cell.rjust(w) if i in numeric else cell.ljust(w)
+            cell.rjust(w) if i in NUMERIC else cell.ljust(w)
             for i, (cell, w) in enumerate(zip(line, widths, strict=True))
         )
         for line in table
@@ -192,8 +254,20 @@ def format_line(row: BusinessStatus) -> str:
         f"history {row.history_state or '-'} {row.progress}%",
         f"{row.messages_total} messages ({_by_source(row)})",
         f"{row.contacts} contacts",
-        f"lag {_lag(row.lag)}",
     ]
+    if row.deadline_left is not None:
+        parts.append(
+            f"deadline {_left(row.deadline_left)} (syncs: contacts {row.contacts_sync}, history {row.history_sync})"
+        )
+    else:
+        parts.extend(
+            f"{name} sync silent"
+            for name, cell in (("contacts", row.contacts_sync), ("history", row.history_sync))
+            if cell == "silent"
+        )
+    if row.undeliverable:
+        parts.append(f"{row.undeliverable} x 131060 (check the app)")
+    parts.append(f"lag {_lag(row.lag)}")
     if row.offboarded:
         parts.append(f"offboarded: {row.offboarded}")
     return " | ".join(parts)
@@ -205,7 +279,9 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         engine = open_engine(settings, create_database=False)
         try:
-            rows = fetch_status(engine.query_rows, settings.clickhouse_database)
+            rows = fetch_status(
+                engine.query_rows, settings.clickhouse_database, silence_s=settings.onboarding_silence_alert_s
+            )
         finally:
             engine.close()
     except Exception as exc:  # any failure to reach or read ClickHouse ends the command the same way

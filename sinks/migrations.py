@@ -419,6 +419,42 @@ ORDER BY (phone_number_id, purged_at)
 """,
 )
 
+# The business lifecycle (issue 29), for operators. `business_lifecycle`: per WABA and number, the
+# latest of the events that connect or disconnect it (others, e.g. ACCOUNT_VIOLATION, do not move
+# it) and whether it is offboarded now: a removal or offboarding not followed by a reconnection.
+# `undeliverable_messages`: per business, the `messages` errors 131060 (a message the API could not
+# deliver, e.g. to an unsupported companion device): the business must check the app for them.
+_LIFECYCLE = (
+    """
+CREATE VIEW IF NOT EXISTS {db}.business_lifecycle AS
+SELECT
+    waba_id,
+    phone_number,
+    argMax(e, (t, k)) AS event,
+    max(t) AS event_at,
+    argMax(info, (t, k)) AS disconnection_info,
+    toUInt8(event IN ('PARTNER_REMOVED', 'ACCOUNT_OFFBOARDED', 'ACCOUNT_DELETED')) AS offboarded
+FROM (
+    SELECT waba_id, phone_number, event AS e, event_at AS t, change_key AS k, disconnection_info AS info
+    FROM {db}.account_events FINAL
+    WHERE event IN ('PARTNER_REMOVED', 'ACCOUNT_OFFBOARDED', 'ACCOUNT_DELETED', 'ACCOUNT_RECONNECTED', 'PARTNER_ADDED')
+)
+GROUP BY waba_id, phone_number
+""",
+    """
+CREATE VIEW IF NOT EXISTS {db}.undeliverable_messages AS
+SELECT
+    phone_number_id,
+    any(waba_id) AS waba_id,
+    count() AS errors,
+    max(occurred_at) AS last_at,
+    argMax(message_id, occurred_at) AS last_message_id
+FROM {db}.webhook_errors FINAL
+WHERE code = 131060 AND field = 'messages'
+GROUP BY phone_number_id
+""",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables", (*_TABLES, *_SINK_KEYS)),
     Migration(2, "analyst views", _VIEWS),
@@ -428,6 +464,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "users who hide their number: BSUIDs, usernames, user_identities", _BSUIDS),
     Migration(7, "contacts: one row per user; threads by user", _ONE_ROW_PER_USER),
     Migration(8, "onboardings and purges", _ONBOARDING),
+    Migration(9, "business_lifecycle and undeliverable_messages views", _LIFECYCLE),
 )
 
 SCHEMA_MIGRATIONS_DDL = """

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from sinks.onboarding_watch import SYNC_TYPES, Watched
 
 RECORDS = Counter("coex_stream_records_total", "Kafka records processed", ["topic"])
 ROWS = Counter("coex_stream_rows_total", "rows handed to the ClickHouse writer", ["table"])
@@ -32,3 +36,47 @@ STALE_SKIPPED = Counter(
     "coex_stream_stale_skipped_total",
     "records read ahead and left unprocessed when a rebalance came first (read again after it)",
 )
+# The 24-hour watch (sinks/onboarding_watch.py), from `onboardings` every WATCH_POLL_S
+# (streams/timers.py). Every worker exposes every number: alert on max by (phone_number_id).
+ONBOARDING_DEADLINE = Gauge(
+    "coex_onboarding_deadline_seconds",
+    "seconds left to request a number's syncs (negative: passed); only while one is not requested",
+    ["phone_number_id"],
+)
+ONBOARDING_SILENT = Gauge(
+    "coex_onboarding_silent",
+    "1: the sync was requested longer than COEX_ONBOARDING_SILENCE_ALERT_S ago and no webhook of it came",
+    ["phone_number_id", "sync_type"],
+)
+
+
+class OnboardingGauges:
+    """Sets the watch's gauges, and removes the series of numbers that left it (both syncs requested,
+    the onboarding purged), so no stale deadline keeps an alert firing."""
+
+    def __init__(self) -> None:
+        self._deadlines: set[str] = set()
+        self._silent: set[tuple[str, str]] = set()
+
+    def update(self, watched: Iterable[Watched], now: float, silence_s: float) -> None:
+        deadlines: set[str] = set()
+        silent: set[tuple[str, str]] = set()
+        for watch in watched:
+            left = watch.deadline_left(now)
+            if left is not None:
+                ONBOARDING_DEADLINE.labels(watch.phone_number_id).set(left)
+                deadlines.add(watch.phone_number_id)
+            for sync_type in SYNC_TYPES:
+                if watch.requested_at(sync_type):
+                    ONBOARDING_SILENT.labels(watch.phone_number_id, sync_type).set(
+                        int(watch.silent(sync_type, now, silence_s))
+                    )
+                    silent.add((watch.phone_number_id, sync_type))
+        for pnid in self._deadlines - deadlines:
+            ONBOARDING_DEADLINE.remove(pnid)
+        for labels in self._silent - silent:
+            ONBOARDING_SILENT.remove(*labels)
+        self._deadlines, self._silent = deadlines, silent
+
+
+ONBOARDING = OnboardingGauges()  # one per process, as the gauges

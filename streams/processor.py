@@ -45,6 +45,7 @@ IDENTITIES = "user_identities"  # phone_number_id|BSUID -> identity.Link
 TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES, IDENTITIES)
 
 OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED"})
+RECONNECTING_EVENTS = frozenset({"ACCOUNT_RECONNECTED"})  # clears the offboarded state
 
 
 class StateStore(Protocol):
@@ -308,12 +309,8 @@ class Processor:
         for contact in n.contacts:
             self._contact(tx, out, contact, partition)
         for event in n.account_events:
-            if event.event in OFFBOARDING_EVENTS:
-                log.warning(
-                    "business offboarded: waba %s phone %s (%s)", event.waba_id, event.phone_number, event.event
-                )
-                fact = orjson.dumps({"offboarded": True, "event": event.event, "at": event.event_at})
-                tx.set(BUSINESSES, event.waba_id, _with_partition(partition, fact))
+            if event.event in OFFBOARDING_EVENTS | RECONNECTING_EVENTS:
+                _lifecycle(tx, partition, event.waba_id, event.phone_number, event.event, event.event_at)
 
     def _chunk(
         self, tx: _Tx, out: Output, n: Normalized, chunk: PreparedChunk, partition: int, at: int, now: float
@@ -518,6 +515,21 @@ def _with_phones_arrow(table: pa.Table | None, phones: dict[str, str]) -> pa.Tab
 def _sync_state(tx: _Tx, pnid: str) -> sync_state.SyncState:
     raw = tx.get(SYNC, pnid)
     return sync_state.decode(_split_partition(raw)[1]) if raw else sync_state.SyncState()
+
+
+def _lifecycle(tx: _Tx, partition: int, waba_id: str, phone: str, event: str, at: int) -> None:
+    """The business's latest offboarding or reconnection; an older one arriving late (a redelivery,
+    a replay) does not override it."""
+    raw = tx.get(BUSINESSES, waba_id)
+    if raw is not None and orjson.loads(_split_partition(raw)[1]).get("at", 0) > at:
+        return
+    offboarded = event in OFFBOARDING_EVENTS
+    if offboarded:
+        log.warning("business offboarded: waba %s phone %s (%s)", waba_id, phone, event)
+    else:
+        log.info("business reconnected: waba %s phone %s (%s)", waba_id, phone, event)
+    fact = orjson.dumps({"offboarded": offboarded, "event": event, "at": at})
+    tx.set(BUSINESSES, waba_id, _with_partition(partition, fact))
 
 
 def _declines(waba_id: str, code: int, at: int) -> Callable[[sync_state.SyncState], bool]:

@@ -20,6 +20,7 @@ from faust.types import TopicT
 
 from runtime.settings import Settings
 from sinks.engine_server import serve_engine
+from sinks.onboarding_watch import read_watch
 from sinks.remote import RemoteEngine
 from sinks.takeover import take_over
 from streams import metrics
@@ -35,6 +36,7 @@ EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/s
 ENGINE_CHECK_S = 2.0
 TOOK_OVER = "this worker opened it and serves it now"
 KAFKA_PROBE_S = 10.0  # how long the watchdog waits for Kafka's answer before calling it away
+WATCH_POLL_S = 30.0  # how often the onboardings' deadlines and silent syncs are read (metrics)
 
 
 class Timers:
@@ -52,6 +54,8 @@ class Timers:
 
     def install(self) -> None:
         self.app.timer(interval=self.settings.worker_sweep_interval_s, name="coex-ticks")(self.send_ticks)
+        if hasattr(self.writer, "engine"):
+            self.app.timer(interval=WATCH_POLL_S, name="coex-onboarding-watch")(self.poll_onboardings)
         if self.settings.worker_stall_timeout_s > 0:
             interval = min(self.settings.worker_stall_timeout_s / 4, 30.0)
             self.app.timer(interval=interval, name="coex-watchdog")(self.watchdog)
@@ -128,6 +132,18 @@ class Timers:
             remote.owner.pid,
             TOOK_OVER,
         )
+
+    async def poll_onboardings(self) -> None:
+        """The 24-hour watch's gauges (streams/metrics.py), from `onboardings` FINAL."""
+        writer: Any = self.writer  # a BatchWriter: its engine, this process's own after a takeover
+        database = self.settings.clickhouse_database
+        try:
+            watched = await asyncio.to_thread(read_watch, writer.engine.query_rows, database)
+        except Exception:
+            # The gauges keep their last values until a read succeeds.
+            log.warning("could not read the onboardings; trying again in %.0f s", WATCH_POLL_S, exc_info=True)
+            return
+        metrics.ONBOARDING.update(watched, time.time(), self.settings.onboarding_silence_alert_s)
 
     def records_waiting(self) -> bool:
         ours = set(self.source.topics) - {self.ticks.get_topic_name()}

@@ -32,8 +32,8 @@ ANA_ID, BEA_ID, EVA_ID, FLO_ID = "BR.1502576394655843", "BR.ENT77", "BR.9eva", "
 THREAD = "SELECT contact_wa_id, contact_user_id, contact_username, messages, last_message_id FROM threads"
 # Migration 6 and those after it, as `coex migrate` names them.
 FROM_6 = [f"{m.version} {m.name}" for m in MIGRATIONS[5:]]
-# Commands that migrations 6 to 8 issue on an install at migration 5 (CrashingEngine counts them).
-UPGRADE_COMMANDS = 17
+# Commands that migrations 6 to 9 issue on an install at migration 5 (CrashingEngine counts them).
+UPGRADE_COMMANDS = 20
 
 
 def said(mid: str, at: int, *, phone: str = "", bsuid: str = "", username: str = "", **changes: Any) -> MessageRow:

@@ -19,7 +19,7 @@ from schemas.routing import split_delivery
 from schemas.rows import MessageRow
 from sinks.tables import ROW_TYPES
 from streams.prepare import messages_json, prepare
-from streams.processor import Output, Processor, Record
+from streams.processor import BUSINESSES, Output, Processor, Record
 from tests.doubles import DictStore
 from topics.catalog import topic_name
 
@@ -479,3 +479,20 @@ def test_a_declined_history_shared_by_a_new_onboarding_completes() -> None:
     assert (row.state, row.progress, row.chunks_received, row.error_code) == ("complete", 100, 2, 2593109)
     assert [r.code for r in final.tables["webhook_errors"].values()] == [2593109]  # one row, its first arrival
     assert not any(out.dead_letters for out in outs)
+
+
+def test_a_reconnection_clears_the_offboarded_state_and_a_late_removal_does_not_bring_it_back() -> None:
+    def event(name: str, time: int) -> bytes:
+        return _envelope("account_update", {"phone_number": BUSINESS, "event": name}, time=time)
+
+    store = DictStore()
+    processor = Processor(store, history_flush_timeout_s=1e9, media_pending_ttl_s=1e9)
+    bodies = [event("PARTNER_REMOVED", 100), event("ACCOUNT_RECONNECTED", 200), event("PARTNER_REMOVED", 100)]
+    final, _ = run(processor, store, records(bodies))
+    stored = store.get(BUSINESSES, WABA)
+    assert stored is not None
+    assert orjson.loads(stored[4:]) == {"offboarded": False, "event": "ACCOUNT_RECONNECTED", "at": 200}
+    assert {r.event for r in final.tables["account_events"].values()} == {"PARTNER_REMOVED", "ACCOUNT_RECONNECTED"}
+    run(processor, store, records([event("ACCOUNT_OFFBOARDED", 300)]))
+    stored = store.get(BUSINESSES, WABA)
+    assert stored is not None and orjson.loads(stored[4:])["offboarded"] is True
