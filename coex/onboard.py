@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import sys
 import time
 
@@ -37,6 +38,8 @@ def request_of(args: argparse.Namespace) -> Request:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     out = sys.stdout
+    # The steps are this command's output; the Kafka client's chatter about coordinators is not.
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, logging.getLogger().level))
 
     def say(line: str) -> None:
         out.write(f"coex onboard: {line}\n")

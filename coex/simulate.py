@@ -45,7 +45,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         **({} if args.retry_for is None else {"retry_for_s": args.retry_for}),
     )
     sys.stderr.write(
-        f"coex simulate: {args.businesses} businesses, {sim.total_messages} messages, {sim.total} webhooks -> {url}\n"
+        f"coex simulate: {_businesses(args.businesses)}, {sim.total_messages} messages, {sim.total} webhooks -> {url}\n"
     )
     progress = Progress(sim.total, sim.total_messages)
     stats = asyncio.run(post_all(sim.deliveries(), options, progress.show))
@@ -84,11 +84,15 @@ def _check(args: argparse.Namespace) -> str:
 def summary(businesses: int, stats: PostStats) -> str:
     seconds = max(stats.seconds, 1e-9)
     return (
-        f"simulate: {businesses} businesses, {stats.messages} messages, {stats.webhooks} webhooks "
+        f"simulate: {_businesses(businesses)}, {stats.messages} messages, {stats.webhooks} webhooks "
         f"({stats.redeliveries} redeliveries, {stats.retries} retries, {stats.failed} failed), "
         f"{stats.bytes / 1e6:.1f} MB in {seconds:.1f} s "
         f"({stats.webhooks / seconds:.0f} webhooks/s, {stats.messages / seconds:.0f} messages/s)"
     )
+
+
+def _businesses(count: int) -> str:
+    return f"{count} business" if count == 1 else f"{count} businesses"
 
 
 def users_line(expected: Expected) -> str:
