@@ -202,7 +202,9 @@ def status_lines(settings: Settings) -> list[str]:
     if engine is None:
         return []
     try:
-        rows = fetch_status(engine.query_rows, settings.clickhouse_database)
+        rows = fetch_status(
+            engine.query_rows, settings.clickhouse_database, silence_s=settings.onboarding_silence_alert_s
+        )
     finally:
         engine.close()
     add_lag(rows, asyncio.run(fetch_lag(settings)) if rows else None)
