@@ -20,6 +20,7 @@ import orjson
 import pytest
 
 from coex.simulator.wire import SIGNATURE_HEADER, sign
+from tests.integration.broker_kit import free_port
 from tests.integration.test_end_to_end import COEX, sql
 
 __all__ = ["dev_env"]  # fixtures
@@ -263,3 +264,25 @@ def test_one_contact_and_one_thread_per_user_whatever_the_order(
         }, pnid
     dead = sql(env, tmp_path, "SELECT error FROM dead_letters")
     assert dead == []
+
+    # Kafka replayed into a fresh ClickHouse by a new worker group gives the same users.
+    users = "SELECT phone_number_id, contact_wa_id, contact_user_id, messages FROM threads ORDER BY ALL"
+    people = "SELECT phone_number_id, contact_wa_id, contact_user_id, full_name FROM contacts FINAL ORDER BY ALL"
+    before = sql(env, tmp_path, users), sql(env, tmp_path, people)
+    replay = env | {
+        "COEX_CLICKHOUSE_URL": f"chdb://{tmp_path / 'replayed'}",
+        "COEX_WORKER_GROUP": env["COEX_WORKER_GROUP"] + "-replay",
+        "COEX_SQL_PORT": str(free_port()),
+        "COEX_WORKER_WEB_PORT": str(free_port()),
+    }
+    assert (
+        subprocess.run([*COEX, "migrate"], env=replay, cwd=tmp_path, capture_output=True, timeout=120).returncode == 0
+    )
+    with open(tmp_path / "replay.out", "w") as out:
+        worker = subprocess.Popen([*COEX, "worker"], env=replay, cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        assert wait_for(replay, tmp_path, users, before[0], timeout=120) == before[0]
+        assert wait_for(replay, tmp_path, people, before[1]) == before[1]
+    finally:
+        worker.send_signal(2)
+        worker.wait(60)
