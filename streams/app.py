@@ -29,6 +29,7 @@ from streams.commit_policy import QUIET_S, Limits
 from streams.delivery import QUEUE_EVENTS
 from streams.handoff import hand_to_writer
 from streams.helper import Helper, Pending
+from streams.onboarding_agent import OnboardingAgent
 from streams.prepare import Prepared
 from streams.processor import HELD, TABLES, Processor, Record, held_chunks
 from streams.publish import PublishWindow
@@ -38,7 +39,14 @@ from streams.stall import Watch
 from streams.table_store import TableStore
 from streams.timers import Timers
 from streams.web import serve_operator_pages
-from topics.catalog import CHANGELOG_CONFIGS, INGEST_TOPICS, MAX_MESSAGE_BYTES, NORMALIZED_MESSAGES, TICKS
+from topics.catalog import (
+    CHANGELOG_CONFIGS,
+    INGEST_TOPICS,
+    MAX_MESSAGE_BYTES,
+    NORMALIZED_MESSAGES,
+    ONBOARDING_REQUESTS,
+    TICKS,
+)
 from topics.producing import pick_worker_compression
 
 log = logging.getLogger(__name__)
@@ -127,6 +135,17 @@ class StreamWorker:
         metrics.HELD_CHUNKS.set_function(lambda: held_chunks(self.tables[HELD].keys()))
 
         self.app.agent(source, name="coex-streams")(self._consume)
+        # The onboardings accepted by the ingest, each in a task of its own (streams/onboarding_agent.py).
+        self.onboarding_requests = self.app.topic(
+            settings.topic(ONBOARDING_REQUESTS), key_serializer="raw", value_serializer="raw"
+        )
+        if hasattr(writer, "engine"):  # a BatchWriter: the onboardings are mirrored through its engine
+            self.onboardings = OnboardingAgent(
+                settings,
+                lambda: writer.engine,  # its engine: this process's own after a takeover
+                stale=lambda message: patches.read_before_rebalance(self.app, message),
+            )
+            self.app.agent(self.onboarding_requests, name="coex-onboardings")(self.onboardings.consume)
         commit_tick = min(settings.sink_batch_age_s, QUIET_S) / 2
         self.app.timer(interval=commit_tick, name="coex-commit-by-time")(self.commits.commit_by_time)
         self.timers.install()
@@ -151,7 +170,7 @@ class StreamWorker:
     async def _consume_events(self, stream: StreamT[bytes]) -> None:
         queue = stream.channel.queue  # type: ignore[attr-defined]
         patches.refuse_stale_acks(self.app)
-        patches.seek_before_fetching(self.app, self.source.topics)
+        patches.seek_before_fetching(self.app, [*self.source.topics, *self.onboarding_requests.topics])
         patches.deliver_without_race(self.app, queue)
         patches.fetch_while_full(self.app)
         patches.fetch_only_active(self.app)

@@ -1,10 +1,23 @@
 """`POST /onboardings` and `GET /onboardings/{phone_number_id}` against the real broker: the codes,
-the sealed request on `onboarding_requests`."""
+the sealed request on `onboarding_requests`; then carried out by the worker of `coex dev` against a
+fake Graph API: each call once and in order, two racing requests, a worker killed mid-sequence."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -12,6 +25,9 @@ from pydantic import SecretStr
 
 from onboarding import requests
 from runtime.settings import Settings
+from tests import fake_graph
+from tests.fake_graph import FakeGraph
+from tests.integration.broker_kit import free_port
 from tests.integration.ingest_kit import SECRET, ingest_client, ingest_settings
 from topics.catalog import ONBOARDING_REQUESTS, ensure_topics
 
@@ -104,3 +120,170 @@ async def test_kafka_away_is_503(unique: Callable[[str], str]) -> None:
         answer = await client.post("/onboardings", json=BODY, headers=AUTH)
     assert answer.status_code == 503
     assert answer.headers["Retry-After"]
+
+
+# ---- carried out by the worker of `coex dev` ----------------------------------------------------
+
+COEX = [sys.executable, "-m", "coex.cli"]
+CODE, CODE_TOKEN = "signup-code-for-A", "token-of-A"
+SYNC_PATH = "smb_app_data"
+
+
+@dataclass
+class Dev:
+    url: str
+    graph: FakeGraph
+    proc: subprocess.Popen[str]
+    out: Path
+    held: threading.Event  # the fake holds a contacts sync of HELD_NUMBER
+    release: threading.Event
+
+
+HELD_NUMBER = "300000000000003"
+
+
+@pytest.fixture(scope="module")
+def dev(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dev]:
+    """`coex dev` with the admin token set and the Graph API pointed at a fake, for this module's tests."""
+    tmp = tmp_path_factory.mktemp("onboarding-dev")
+    held, release = threading.Event(), threading.Event()
+
+    def hold(pnid: str, sync_type: str) -> None:
+        if pnid == HELD_NUMBER and sync_type == "smb_app_state_sync" and not held.is_set():
+            held.set()
+            release.wait(120)  # the worker is killed meanwhile; its connection then gets this answer
+
+    run_id = uuid.uuid4().hex[:8]
+    port = free_port()
+    with FakeGraph(codes={CODE: CODE_TOKEN}, on_sync=hold) as graph:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COEX_")}
+        env.update(
+            COEX_KAFKA_BOOTSTRAP=kafka_bootstrap,
+            COEX_CLICKHOUSE_URL=f"chdb://{tmp / 'clickhouse'}",
+            COEX_DATA_DIR=str(tmp / ".coex"),
+            COEX_TOPIC_PREFIX=f"onb{run_id}.",
+            COEX_WORKER_GROUP=f"coex-onb-{run_id}",
+            COEX_INGEST_PORT=str(port),
+            COEX_SQL_PORT=str(free_port()),
+            COEX_WORKER_WEB_PORT=str(free_port()),
+            COEX_ADMIN_TOKEN=ADMIN,
+            COEX_GRAPH_API_URL=graph.url,
+            COEX_META_APP_ID="fake-app-id",
+            COEX_GRAPH_RETRY_MAX_S="5",
+        )
+        out_path = tmp / "dev.out"
+        with open(out_path, "w") as out:
+            proc = subprocess.Popen([*COEX, "dev"], env=env, cwd=tmp, stdout=out, stderr=subprocess.STDOUT, text=True)
+            try:
+                deadline = time.monotonic() + 180
+                while not _ready(f"http://127.0.0.1:{port}/readyz"):
+                    assert proc.poll() is None, out_path.read_text()
+                    assert time.monotonic() < deadline, out_path.read_text()
+                    time.sleep(0.5)
+                yield Dev(f"http://127.0.0.1:{port}", graph, proc, out_path, held, release)
+            finally:
+                release.set()
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(90)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        logs = "".join(p.read_text() for p in sorted((tmp / ".coex" / "logs").glob("*.log")))
+        assert CODE not in logs and CODE_TOKEN not in logs and fake_graph.DEFAULT_TOKEN not in logs
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _post(dev: Dev, body: dict[str, str]) -> httpx.Response:
+    return httpx.post(f"{dev.url}/onboardings", json=body, headers=AUTH, timeout=30)
+
+
+def _wait_for(dev: Dev, pnid: str, step: str, within_s: float = 240) -> dict[str, object]:
+    deadline = time.monotonic() + within_s
+    while True:
+        answer = httpx.get(f"{dev.url}/onboardings/{pnid}", headers=AUTH, timeout=60)
+        if answer.status_code == 200 and answer.json()["step"] == step:
+            state: dict[str, object] = answer.json()
+            return state
+        assert time.monotonic() < deadline, f"{pnid} never reached {step}: {answer.status_code} {answer.text}"
+        time.sleep(1)
+
+
+def _calls(dev: Dev, waba: str, pnid: str) -> list[tuple[str, str]]:
+    """The number's Graph calls in order: (method, what), `what` naming the sync type of a sync."""
+    seen = []
+    for call in list(dev.graph.calls):
+        if call.path.endswith("/oauth/access_token") and call.query.get("code") == CODE and pnid == "100000000000001":
+            seen.append((call.method, "exchange"))
+        elif call.path.endswith(f"/{waba}/subscribed_apps"):
+            seen.append((call.method, "subscribe"))
+        elif call.path.endswith(f"/{pnid}"):
+            seen.append((call.method, "number"))
+        elif call.path.endswith(f"/{pnid}/{SYNC_PATH}"):
+            seen.append((call.method, str(call.body["sync_type"])))
+    return seen
+
+
+ALL_CALLS = [
+    ("POST", "subscribe"),
+    ("GET", "number"),
+    ("POST", "smb_app_state_sync"),
+    ("POST", "history"),
+]
+
+
+def test_a_post_is_carried_out_by_the_worker_each_call_once_in_order(dev: Dev) -> None:
+    waba, pnid = "100000000000000", "100000000000001"
+    answer = _post(dev, {"waba_id": waba, "phone_number_id": pnid, "code": CODE})
+    assert answer.status_code == 202, answer.text
+    state = _wait_for(dev, pnid, "complete")
+    assert _calls(dev, waba, pnid) == [("GET", "exchange"), *ALL_CALLS]
+    syncs = dev.graph.syncs(pnid)
+    assert (state["contacts_request_id"], state["history_request_id"]) == (
+        syncs["smb_app_state_sync"],
+        syncs["history"],
+    )
+    assert state["waba_id"] == waba and state["is_on_biz_app"] == 1 and state["platform_type"] == "CLOUD_API"
+    assert state["last_error"] == "" and state["deadline_at"] == state["onboarded_at"] + 24 * 3600  # type: ignore[operator]
+    assert CODE not in json.dumps(state) and CODE_TOKEN not in json.dumps(state)
+
+
+def test_two_posts_racing_for_one_number_make_each_sync_call_once(dev: Dev) -> None:
+    waba, pnid = "200000000000000", "200000000000002"
+    body = {"waba_id": waba, "phone_number_id": pnid, "token": fake_graph.DEFAULT_TOKEN}
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: _post(dev, body), range(2)))
+    assert [a.status_code for a in answers] == [202, 202]
+    _wait_for(dev, pnid, "complete")
+    time.sleep(5)  # the second request's turn, if it were to call anything
+    calls = _calls(dev, waba, pnid)
+    assert [c for c in calls if c[1] in ("smb_app_state_sync", "history")] == ALL_CALLS[2:]
+
+
+def test_a_worker_killed_mid_sequence_is_resumed_without_a_second_sync_call(dev: Dev) -> None:
+    waba, pnid = "300000000000000", HELD_NUMBER
+    answer = _post(dev, {"waba_id": waba, "phone_number_id": pnid, "token": fake_graph.DEFAULT_TOKEN})
+    assert answer.status_code == 202, answer.text
+    assert dev.held.wait(240), "the contacts sync was never asked"
+    [worker] = [
+        int(pid)
+        for pid, args in (line.split(None, 1) for line in _children(dev.proc.pid))
+        if "coex.cli worker" in args or args.rstrip().endswith(" worker")
+    ]
+    os.kill(worker, signal.SIGKILL)
+    dev.release.set()
+    # coex dev starts the worker again; it reads the request again and resumes from the log.
+    state = _wait_for(dev, pnid, "complete", within_s=300)
+    assert _calls(dev, waba, pnid) == ALL_CALLS
+    assert state["history_request_id"] == dev.graph.syncs(pnid)["history"]
+    assert state["contacts_requested_at"] != 0  # begun before the kill: its answer lost, not asked again
+
+
+def _children(pid: int) -> list[str]:
+    done = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True, check=True)
+    return [line.strip() for line in done.stdout.splitlines() if line.strip()]

@@ -1,0 +1,76 @@
+"""The onboarding agent's rules: which outcomes are tried again, acks in offset order."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from graph.errors import GraphError
+from onboarding.sequence import Outcome, Request, Step, fresh
+from runtime.settings import Settings
+from streams.onboarding_agent import OnboardingAgent, Verdict, verdict
+
+
+def _outcome(step: Step, ok: bool = False) -> Outcome:
+    return Outcome(fresh(Request("w", "1"), 0)._replace(step=step), ok, "why")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "failure", "expected"),
+    [
+        (_outcome(Step.COMPLETE, ok=True), None, Verdict.DONE),
+        (_outcome(Step.REFUSED), None, Verdict.DONE),
+        (_outcome(Step.EXPIRED), None, Verdict.DONE),
+        (_outcome(Step.FAILED), GraphError.local("5xx after retries", status=503, transient=True), Verdict.RETRY),
+        (_outcome(Step.FAILED), GraphError.local("answer lost", outcome_unknown=True), Verdict.RETRY),
+        (_outcome(Step.FAILED), GraphError.local("(#200) permission", status=403), Verdict.DONE),
+        (_outcome(Step.FAILED), LookupError("no token"), Verdict.DONE),
+        (_outcome(Step.FAILED), TimeoutError("ClickHouse"), Verdict.RETRY),
+    ],
+)
+def test_verdict(outcome: Outcome, failure: BaseException | None, expected: Verdict) -> None:
+    assert verdict(outcome, failure) is expected
+
+
+@dataclass(frozen=True)
+class _Message:
+    tp: str
+    offset: int
+
+
+@dataclass(frozen=True)
+class _Event:
+    message: _Message
+
+
+@dataclass
+class _Stream:
+    acked: list[int] = field(default_factory=list)
+
+    async def ack(self, event: Any) -> None:
+        self.acked.append(event.message.offset)
+
+
+async def test_acks_wait_for_the_records_before_them() -> None:
+    agent = OnboardingAgent(Settings(_env_file=None), lambda: None)  # type: ignore[call-arg, arg-type, return-value]
+    stream = _Stream()
+    entries = [agent._track(_Event(_Message("t-0", offset))) for offset in (5, 6, 7)]  # type: ignore[arg-type]
+    await agent._release(entries[1], stream)
+    await agent._release(entries[2], stream)
+    assert stream.acked == []  # 5 still runs: faust would commit past it
+    await agent._release(entries[0], stream)
+    assert stream.acked == [5, 6, 7]
+
+
+async def test_records_read_again_after_a_rebalance_start_a_new_order() -> None:
+    agent = OnboardingAgent(Settings(_env_file=None), lambda: None)  # type: ignore[call-arg, arg-type, return-value]
+    stream = _Stream()
+    old = agent._track(_Event(_Message("t-0", 5)))  # type: ignore[arg-type]
+    again = agent._track(_Event(_Message("t-0", 5)))  # type: ignore[arg-type]
+    await agent._release(again, stream)
+    await agent._release(old, stream)  # the older read's: its ack would be refused anyway
+    assert stream.acked == [5]
+    await asyncio.sleep(0)
