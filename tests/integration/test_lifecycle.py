@@ -3,11 +3,14 @@ migration 9, what `coex status` prints, and the worker's onboarding gauges."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 
@@ -25,7 +28,8 @@ from sinks.connect import open_engine
 from sinks.engine import Engine
 from sinks.migrate import apply_migrations
 from sinks.writer import BatchWriter
-from streams.timers import Timers
+from streams.timers import WATCH_POLL_S, Timers
+from tests.integration.test_streams import COEX, WAIT_S, Cluster
 
 HOUR = 3600
 NOW = int(time.time())
@@ -187,3 +191,36 @@ async def test_the_worker_exposes_the_deadline_while_a_sync_is_not_requested_and
     assert sample("coex_onboarding_deadline_seconds", phone_number_id=WAITING) is None
     assert sample("coex_onboarding_silent", phone_number_id=SILENT, sync_type="history") == 0
     assert sample("coex_onboarding_silent", phone_number_id=WAITING, sync_type="history") == 0
+
+
+def _metrics_show(base: str, line: str, cluster: Cluster) -> None:
+    deadline = time.monotonic() + WAIT_S + WATCH_POLL_S
+    while time.monotonic() < deadline:
+        try:
+            if line in httpx.get(f"{base}/metrics", timeout=5).text:
+                return
+        except httpx.TransportError:  # not listening yet
+            pass
+        assert all(p.poll() is None for p in cluster.procs), f"the worker exited; see {cluster.logs}"
+        time.sleep(1)
+    raise AssertionError(f"the worker never exposed {line!r}; see {cluster.logs}")
+
+
+async def test_a_running_worker_and_coex_status_show_an_onboarding_waiting_for_its_syncs(cluster: Cluster) -> None:
+    cluster.start("w1")
+    engine = await asyncio.to_thread(cluster.engine)  # served by the worker, which owns the embedded engine
+    await write(engine, "onboardings", [onboarding(WAITING, NOW - HOUR, 0, 0)])
+    base = f"http://127.0.0.1:{cluster.web_ports['w1']}"
+    await asyncio.to_thread(
+        _metrics_show, base, f'coex_onboarding_deadline_seconds{{phone_number_id="{WAITING}"}}', cluster
+    )
+
+    status = await asyncio.to_thread(
+        subprocess.run, [COEX, "status"], env=cluster.env(0), capture_output=True, text=True, timeout=120
+    )
+    assert status.returncode == 0, status.stderr
+    header, *lines = status.stdout.splitlines()
+    names = re.split(r"\s{2,}", header)
+    (row,) = [dict(zip(names, re.split(r"\s{2,}", line), strict=True)) for line in lines]
+    assert row["PHONE_NUMBER_ID"] == WAITING and re.fullmatch(r"2[23]h\d\dm", row["DEADLINE"])
+    assert (row["CONTACTS_SYNC"], row["HISTORY_SYNC"], row["LIFECYCLE"]) == ("no", "no", "-")
