@@ -136,8 +136,7 @@ class OnboardingAgent:
             async for event in noack.events():
                 if self._stale(event.message):
                     continue  # read before a rebalance: faust reads it again (streams/patches.py)
-                entry = self._track(event)
-                task = asyncio.ensure_future(self._carry_out(entry, noack))
+                task = asyncio.ensure_future(self.handle(event, noack))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:
@@ -168,8 +167,10 @@ class OnboardingAgent:
         while order is not None and order.pending and order.pending[0].done:
             await stream.ack(order.pending.popleft().event)
 
-    async def _carry_out(self, entry: _Pending, stream: Any) -> None:
-        message = entry.event.message
+    async def handle(self, event: EventT[bytes], stream: Any) -> None:
+        """Carry out one record's onboarding until it is over, then ack it (in offset order)."""
+        entry = self._track(event)
+        message = event.message
         value = message.value if isinstance(message.value, bytes) else b""
         try:
             if self._key is None:
@@ -180,7 +181,7 @@ class OnboardingAgent:
                 except requests.RequestRefused as exc:
                     await self._dead_letter(message, f"onboarding request refused: {exc}")
                 else:
-                    await self._until_done(accepted)
+                    await self.until_done(accepted)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -190,7 +191,8 @@ class OnboardingAgent:
             return
         await self._release(entry, stream)
 
-    async def _until_done(self, accepted: requests.Accepted) -> None:
+    async def until_done(self, accepted: requests.Accepted) -> None:
+        """Run the sequence until the onboarding is over or its deadline passes."""
         request = accepted.request
         pnid = request.phone_number_id
         lock = self._locks.setdefault(pnid, asyncio.Lock())
