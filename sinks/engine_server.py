@@ -4,7 +4,8 @@
 port when that one is taken), writes `<engine path>/.coex-owner.json` and removes it on exit.
 Peers (`coex sql`, a second worker) find it through `open_engine`. Every request carries the token
 from the owner file; reads must pass the read-only check; writes must be INSERTs into coex tables
-(both judged on the engine's own parse, sinks/statements.py). Analysts' statements run on threads
+(both judged on the engine's own parse, sinks/statements.py), or `/purge`, which takes a business's
+ids and runs only sinks/purge.py's deletion of it. Analysts' statements run on threads
 of their own, side by side, so a slow one holds up neither the others nor the peers' writes.
 """
 
@@ -28,6 +29,7 @@ from runtime.settings import Settings
 from sinks.encode import FORMAT, deserialize
 from sinks.engine import ANALYST_HANDLES, ClientEngine, check_identifier
 from sinks.owner import Owner, remove_owner, write_owner
+from sinks.purge import Business, check_id, delete_rows
 from sinks.remote import REFUSED, SETTINGS_HEADER, TOKEN_HEADER
 from sinks.statements import StatementRefused
 from sinks.tables import WRITABLE_TABLES, columns
@@ -126,12 +128,27 @@ class EngineEndpoint:
             await asyncio.to_thread(self.engine.insert_raw, table, names, payload, fmt, settings)
         return web.Response(status=204)
 
+    async def purge(self, request: web.Request) -> web.Response:
+        """`coex purge`'s deletion of one business (sinks/purge.py): only ids, never SQL, come in."""
+        body = orjson.loads(await request.read())
+        self._same_database(body.get("database"))
+        try:
+            business = Business(
+                check_id(str(body["phone_number_id"]), "phone_number_id"),
+                check_id(str(body["waba_id"]), "waba_id") if body.get("waba_id") else "",
+            )
+        except ValueError as exc:
+            raise StatementRefused(str(exc)) from exc
+        counts = await asyncio.to_thread(delete_rows, self.engine, business)
+        return web.json_response(counts)
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self.guard], client_max_size=1024**3)
         app.router.add_get("/ping", self.ping)
         app.router.add_post("/query", self.query)
         app.router.add_post("/command", self.command)
         app.router.add_post("/insert", self.insert)
+        app.router.add_post("/purge", self.purge)
         return app
 
 

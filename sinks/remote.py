@@ -1,7 +1,8 @@
 """RemoteEngine: the Engine methods over the loopback endpoint of the process that owns an embedded engine.
 
 Reads go through the owner's read-only checks; writes are inserts into coex tables only (so a
-second worker can share the embedded engine). See sinks/engine_server.py for the other side.
+second worker can share the embedded engine), and `coex purge`'s one narrow deletion. See
+sinks/engine_server.py for the other side.
 """
 
 from __future__ import annotations
@@ -92,6 +93,12 @@ class RemoteEngine(ArrowInserts):
     def command(self, sql: str, settings: Mapping[str, Any] | None = None) -> None:
         body = {"sql": sql, "settings": dict(settings or {}), "database": self.database}
         self._post("/command", content=orjson.dumps(body))
+
+    def purge(self, phone_number_id: str, waba_id: str) -> dict[str, int]:
+        """Delete every row of one business on the owner (sinks/purge.py); the rows each table held."""
+        body = {"phone_number_id": phone_number_id, "waba_id": waba_id, "database": self.database}
+        counts = orjson.loads(self._post("/purge", content=orjson.dumps(body)))
+        return {str(table): int(n) for table, n in counts.items()}
 
     def query_raw(
         self,
