@@ -131,7 +131,7 @@ class StreamWorker:
             max_age_s=settings.sink_batch_age_s,
         )
         self.watch = Watch(idle_since=time.monotonic())
-        self.timers = Timers(self.app, settings, writer, source, self.ticks, self.watch)
+        self.timers = Timers(self.app, settings, writer, source, self.ticks, self.watch, self.processor)
         metrics.HELD_CHUNKS.set_function(lambda: held_chunks(self.tables[HELD].keys()))
 
         self.app.agent(source, name="coex-streams")(self._consume)
@@ -211,6 +211,8 @@ class StreamWorker:
             record = Record(msg.topic, msg.partition, msg.offset, key, value)
             out = self.processor.process(record, now, prepared)
             metrics.RECORDS.labels(msg.topic).inc()
+            if out.purged:
+                metrics.PURGED.labels(msg.topic).inc()
         # Sent now, confirmed at commit time, before the state changes are applied (see TableStore).
         await self.window.publish(out)
         self.store.defer(event, out.writes)

@@ -14,6 +14,9 @@ DEAD_LETTERS = Counter("coex_stream_dead_letters_total", "records sent to dead_l
 RELEASED = Counter("coex_stream_released_total", "records published to normalized_messages", ["kind"])
 HISTORY_GAPS = Counter("coex_stream_history_gaps_total", "history chunks released past before they arrived")
 HISTORY_LATE = Counter("coex_stream_history_late_total", "history gaps filled: chunks that arrived after all")
+PURGED = Counter(
+    "coex_purged_records", "records of a purged business, older than its purge, dropped (coex purge)", ["topic"]
+)
 OFFBOARDED = Counter("coex_stream_offboarded_total", "PARTNER_REMOVED / ACCOUNT_OFFBOARDED events")
 HELD_CHUNKS = Gauge("coex_stream_held_chunks", "history chunks held for ordered release")
 PENDING_RECORDS = Gauge("coex_stream_uncommitted_records", "records processed but not yet committed")

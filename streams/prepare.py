@@ -60,6 +60,7 @@ class Prepared:
     chunks: list[PreparedChunk]  # the history chunks (`normalized.history_chunks` is left empty)
     received_at: float | None = None
     error: str = ""  # `Type: message` of what made the record unreadable
+    entry_time: int | None = None  # the webhook entry's `time` (a purge compares it, streams/logic/purged.py)
 
 
 def prepare(value: bytes, *, encode: bool = False) -> Prepared:
@@ -77,7 +78,7 @@ def prepare(value: bytes, *, encode: bool = False) -> Prepared:
     except Exception as exc:
         return Prepared(None, [], error=f"{type(exc).__name__}: {exc}")
     normalized.history_chunks = []
-    return Prepared(normalized, chunks, change.received_at)
+    return Prepared(normalized, chunks, change.received_at, entry_time=change.entry_time)
 
 
 def _chunk(chunk: HistoryChunk, encode: bool) -> PreparedChunk:

@@ -26,7 +26,7 @@ import pyarrow as pa
 from schemas.normalize import Normalized
 from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
 from streams import codec
-from streams.logic import contacts, identity, media_join, reorder, sync_state
+from streams.logic import contacts, identity, media_join, purged, reorder, sync_state
 from streams.logic.reorder import ChunkId
 from streams.prepare import Prepared, PreparedChunk, join_arrays, json_parts, messages_json, prepare
 
@@ -103,6 +103,7 @@ class Output:
     gaps: list[tuple[str, ChunkId]] = field(default_factory=list)  # released past without them
     late: list[tuple[str, ChunkId]] = field(default_factory=list)  # gaps that came after all
     dead_letters: list[str] = field(default_factory=list)  # the errors of what went to dead_letters
+    purged: bool = False  # the record was of a purged business, older than the purge: dropped
 
     def add(self, table: str, rows: Sequence[Any]) -> None:
         if rows:
@@ -214,6 +215,8 @@ class Processor:
         self.media_followup_window_s = media_followup_window_s
         # When each partition's media state was last scanned (see `sweep`).
         self._media_swept: dict[int, float] = {}
+        # Businesses erased by `coex purge`, kept up to date by the worker (streams/timers.py).
+        self.purges = purged.Purges()
 
     def process(self, record: Record, now: float, prepared: Prepared | None = None) -> Output:
         """Everything one record implies; a dead letter (and nothing else) if it cannot be processed.
@@ -225,6 +228,11 @@ class Processor:
             prepared = prepare(record.value)
         normalized, error = prepared.normalized, prepared.error
         out = Output()
+        if normalized is not None and purged.is_purged(
+            self.purges, normalized.phone_number_id, normalized.waba_id, prepared.entry_time, prepared.received_at
+        ):
+            # Its rows were deleted and must stay so: neither rows nor a dead letter.
+            return Output(purged=True)
         if normalized is not None:
             try:
                 tx = _Tx(self.store, out)

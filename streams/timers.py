@@ -1,4 +1,5 @@
-"""The worker's timers besides the commit: sweep ticks, the watchdog, the embedded engine's owner check.
+"""The worker's timers besides the commit: sweep ticks, the watchdog, the embedded engine's owner
+check, the purges of `coex purge` read again every PURGE_POLL_S.
 
 Ticks: table keys may only be written while processing a record of their partition (faust puts a
 key's changelog on the current record's partition). So a timer sends an empty record to each
@@ -21,10 +22,13 @@ from faust.types import TopicT
 from runtime.settings import Settings
 from sinks.engine_server import serve_engine
 from sinks.onboarding_watch import read_watch
+from sinks.purge import PURGE_POLL_S, read_purges
 from sinks.remote import RemoteEngine
 from sinks.takeover import take_over
 from streams import metrics
+from streams.logic import purged
 from streams.patches import aiokafka_consumer, committed_offset, group_settled, producer
+from streams.processor import Processor
 from streams.sink_port import Writer
 from streams.stall import Verdict, Watch, await_chain, kafka_answers, sink_excuses
 from topics.producing import track_topics
@@ -43,9 +47,17 @@ class Timers:
     """What the worker's timers do, over its app, settings and writer."""
 
     def __init__(
-        self, app: faust.App, settings: Settings, writer: Writer, source: TopicT, ticks: TopicT, watch: Watch
+        self,
+        app: faust.App,
+        settings: Settings,
+        writer: Writer,
+        source: TopicT,
+        ticks: TopicT,
+        watch: Watch,
+        processor: Processor | None = None,
     ) -> None:
         self.app = app
+        self.processor = processor
         self.settings = settings
         self.writer = writer
         self.source = source
@@ -61,6 +73,24 @@ class Timers:
             self.app.timer(interval=interval, name="coex-watchdog")(self.watchdog)
         if isinstance(getattr(self.writer, "engine", None), RemoteEngine):
             self.app.timer(interval=ENGINE_CHECK_S, name="coex-engine-owner")(self.check_engine_owner)
+        if self.processor is not None and hasattr(self.writer, "engine"):
+            # Read before the first record, so a replay at start already drops a purged business's.
+            self.load_purges()
+            self.app.timer(interval=PURGE_POLL_S, name="coex-purges")(self.poll_purges)
+
+    def load_purges(self) -> None:
+        """The businesses erased by `coex purge`, from the `purges` table (sinks/purge.py)."""
+        writer: Any = self.writer  # a BatchWriter: its engine, this process's own after a takeover
+        if self.processor is not None:
+            self.processor.purges = purged.from_rows(read_purges(writer.engine))
+
+    async def poll_purges(self) -> None:
+        """`coex purge` waits for this poll (sinks/purge.py `settle_s`) before it deletes."""
+        try:
+            await asyncio.to_thread(self.load_purges)
+        except Exception:
+            # Purges only grow: the ones known still hold, and the next poll reads the new ones.
+            log.warning("could not read the purges table; trying again in %.0f s", PURGE_POLL_S, exc_info=True)
 
     async def send_ticks(self) -> None:
         ticks = self.ticks.get_topic_name()
