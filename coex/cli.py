@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "status": "coex.status:run",
     "kafka": "coex.kafka_local:run",
     "onboard": "coex.onboard:run",
+    "purge": "coex.purge:run",
 }
 
 
@@ -73,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--expect-out", default=None, help="write the expected end state as JSON here")
 
     sub.add_parser("status", help="per-business sync status from ClickHouse")
+
+    purge = sub.add_parser("purge", help="delete every row of one business, for good")
+    purge.add_argument("--phone-number-id", required=True, help="the business phone number's ID")
+    purge.add_argument("--yes", action="store_true", help="confirm: without it nothing is deleted")
 
     kafka = sub.add_parser("kafka", help="the local single-node Kafka broker (no Docker)")
     kafka.add_argument("action", choices=["start", "stop", "status"])
