@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Annotated, Any, Self
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -167,9 +167,7 @@ async def onboard(request: Request, settings: SettingsDep, publisher: PublisherD
     response_model=OnboardingState,
     responses={**_AUTH_RESPONSES, 503: {"model": Problem, "description": "Kafka cannot be read now"}},
 )
-async def onboarding(
-    phone_number_id: Annotated[str, Path(max_length=64)], settings: SettingsDep
-) -> OnboardingState | JSONResponse:
+async def onboarding(phone_number_id: str, settings: SettingsDep) -> OnboardingState | JSONResponse:
     """The number's onboarding as its worker last saved it."""
     try:
         state = await _state(settings, phone_number_id)
