@@ -112,10 +112,28 @@ _AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem, "description": "missing or wrong `Authorization: Bearer <COEX_ADMIN_TOKEN>`"},
     404: {"model": Problem, "description": "unknown number; every call while COEX_ADMIN_TOKEN is unset"},
 }
+_ID_SCHEMA = {"type": "string", "pattern": ID_PATTERN}
+_SECRET_SCHEMA = {"type": "string", "minLength": 1}
+# Written out rather than the model's: it says "exactly one of code and token", which the model checks in code.
 _BODY = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": OnboardingBody.model_json_schema()}},
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["waba_id", "phone_number_id"],
+                    "properties": {
+                        "waba_id": _ID_SCHEMA,
+                        "phone_number_id": _ID_SCHEMA,
+                        "code": {**_SECRET_SCHEMA, "description": "the Embedded Signup code, exchanged once"},
+                        "token": {**_SECRET_SCHEMA, "description": "the business's access token"},
+                    },
+                    "oneOf": [{"required": ["code"]}, {"required": ["token"]}],
+                }
+            }
+        },
     }
 }
 

@@ -4,6 +4,7 @@ fake Graph API: each call once and in order, two racing requests, a worker kille
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -20,9 +21,13 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+import schemathesis
 from aiokafka import AIOKafkaConsumer
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from pydantic import SecretStr
 
+from ingest.app import create_app
 from onboarding import requests
 from runtime.settings import Settings
 from tests import fake_graph
@@ -287,3 +292,23 @@ def test_a_worker_killed_mid_sequence_is_resumed_without_a_second_sync_call(dev:
 def _children(pid: int) -> list[str]:
     done = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True, check=True)
     return [line.strip() for line in done.stdout.splitlines() if line.strip()]
+
+
+def test_every_onboardings_answer_is_documented(kafka_bootstrap: str, unique: Callable[[str], str]) -> None:
+    s = ingest_settings(kafka_bootstrap, unique("it-onb-schema-") + ".", admin_token=ADMIN, ingest_docs=True)
+    asyncio.run(ensure_topics(s))
+    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(s))
+    operations = [r.ok() for r in schema.get_all_operations() if "/onboardings" in r.ok().path]  # type: ignore[union-attr]
+    assert {(op.method.upper(), op.path) for op in operations} == {
+        ("POST", "/onboardings"),
+        ("GET", "/onboardings/{phone_number_id}"),
+    }
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @hypothesis_settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
+            case.headers = {**(case.headers or {}), **AUTH}
+            case.call_and_validate()
+
+        check()
