@@ -41,6 +41,8 @@ MEDIA = "media_pending"  # phone_number_id|message_id -> media_join.Pending
 CONTACTS = "contacts"  # phone_number_id|user key -> contacts.Folded
 SYNC = "history_sync"  # phone_number_id -> sync_state.SyncState
 BUSINESSES = "businesses"  # waba_id -> {"offboarded": bool, "event": str, "at": int}
+# ... and phone_number_id|purged -> the purged_at (decimal) whose state this worker forgot
+PURGED_SUFFIX = "|purged"
 IDENTITIES = "user_identities"  # phone_number_id|BSUID -> identity.Link
 TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES, IDENTITIES)
 
@@ -236,6 +238,7 @@ class Processor:
         if normalized is not None:
             try:
                 tx = _Tx(self.store, out)
+                self._forget_purged(tx, normalized.phone_number_id, record.partition)
                 at = int(prepared.received_at or now)
                 self._apply(tx, out, normalized, prepared.chunks, record.partition, at, now)
             except Exception as exc:
@@ -288,6 +291,25 @@ class Processor:
             if owner == partition and media_join.expired(media_join.decode(payload), now, self.media_pending_ttl_s):
                 tx.set(MEDIA, key, None)
         return out
+
+    def _forget_purged(self, tx: _Tx, pnid: str, partition: int) -> None:
+        """On the first record of a purged business newer than its purge: its state from before
+        the purge goes as its rows did (held chunks, media, contacts, sync and reorder state, links),
+        so a business onboarded again starts afresh. Its keys are all on this record's partition;
+        the marker keeps a restarted worker from forgetting what came after the purge."""
+        purged_at = self.purges.by_phone.get(pnid) if pnid else None
+        if purged_at is None:
+            return
+        marker = pnid + PURGED_SUFFIX
+        raw = tx.get(BUSINESSES, marker)
+        if raw is not None and int(_split_partition(raw)[1]) >= purged_at:
+            return
+        for table in TABLES:
+            if table != BUSINESSES:
+                for key, _ in self.store.items(table):
+                    if purged.state_key_of(key, pnid):
+                        tx.set(table, key, None)
+        tx.set(BUSINESSES, marker, _with_partition(partition, str(purged_at).encode()))
 
     # ---- per record ------------------------------------------------------------------------------
 

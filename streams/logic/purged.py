@@ -65,3 +65,9 @@ def is_purged(
     at = record_time(entry_time, received_at)
     # A record with no time at all cannot be shown to be newer: it is dropped with the business.
     return at is None or at <= purged_at
+
+
+def state_key_of(key: str, phone_number_id: str) -> bool:
+    """Whether a worker state key (`streams.processor` tables: the number, or the number and `|...`)
+    is the business's."""
+    return key == phone_number_id or key.startswith(phone_number_id + "|")
