@@ -43,7 +43,9 @@ log = logging.getLogger(__name__)
 
 RETRY_FIRST_S = 30.0
 RETRY_MAX_S = 15 * 60.0
-STOP_WAIT_S = 5.0  # what a stopping worker gives its onboardings to reach their next await
+# What a stopping worker gives a run of the sequence under way to end: cancelled between saving a
+# sync call as begun and making it, the call would never be made (and never again, at most once).
+STOP_WAIT_S = 10.0
 
 
 class Verdict(Enum):
@@ -128,6 +130,8 @@ class OnboardingAgent:
         self._key = requests.derive_key(settings.app_secret) if settings.app_secret is not None else None
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[Any]] = set()  # those inside a run of the sequence
+        self._stopping = False
         self._partitions: dict[Any, _InOrder] = {}
 
     async def consume(self, stream: StreamT[bytes]) -> None:
@@ -143,11 +147,18 @@ class OnboardingAgent:
             await self.stop()
 
     async def stop(self) -> None:
-        """Stop the onboardings under way; their records, unacked, are read again by the next owner."""
+        """Stop the onboardings under way; their records, unacked, are read again by the next owner.
+        A run of the sequence under way is let end first (for at most STOP_WAIT_S); the others,
+        waiting for their next try or their number's turn, are cancelled at once."""
+        self._stopping = True
+        for task in self._tasks - self._running:
+            task.cancel()
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=STOP_WAIT_S)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=STOP_WAIT_S)
+            await asyncio.wait(list(self._tasks), timeout=1.0)
 
     def _track(self, event: EventT[bytes]) -> _Pending:
         tp, offset = event.message.tp, event.message.offset
@@ -202,7 +213,9 @@ class OnboardingAgent:
             while True:
                 if exchanged:  # the code was exchanged by an earlier try: it cannot be again
                     request = Request(request.waba_id, pnid, token=exchanged[0])
-                verdict_, deadline = await self._once(request, exchanged)
+                if self._stopping:
+                    raise asyncio.CancelledError  # unacked: the partition's next owner carries it on
+                verdict_, deadline = await self._run_once(request, exchanged)
                 if verdict_ is Verdict.DONE:
                     return
                 deadline = deadline or accepted.accepted_at + sequence.WINDOW_S
@@ -212,6 +225,15 @@ class OnboardingAgent:
                 log.warning("onboarding of %s: trying again in %.0f s", pnid, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._retry_max_s)
+
+    async def _run_once(self, request: Request, exchanged: list[SecretStr]) -> tuple[Verdict, int]:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            return await self._once(request, exchanged)
+        finally:
+            self._running.discard(task)
 
     async def _once(self, request: Request, exchanged: list[SecretStr]) -> tuple[Verdict, int]:
         """One run of the sequence: its verdict and the onboarding's deadline (0 if none began)."""
