@@ -163,9 +163,10 @@ class OnboardingAgent:
     def _track(self, event: EventT[bytes]) -> _Pending:
         tp, offset = event.message.tp, event.message.offset
         order = self._partitions.get(tp)
-        if order is None or offset <= order.last_offset:
-            # New, or read again from the committed offset after a rebalance: the entries before
-            # belong to the older read (their acks would be refused).
+        if order is None or offset != order.last_offset + 1:
+            # New, or read from the committed offset after a rebalance (again, or past what another
+            # worker did meanwhile): the entries before belong to the older read, whose acks would
+            # be refused. Offsets follow one another here otherwise (no transactions, no compaction).
             order = self._partitions[tp] = _InOrder()
         order.last_offset = offset
         entry = _Pending(event)

@@ -132,3 +132,12 @@ async def test_a_stop_cancels_an_onboarding_waiting_to_try_again_unacked() -> No
     await agent.stop()
     assert time.monotonic() - began < 2
     assert task.cancelled() and stream.acked == []
+
+
+async def test_a_partition_given_back_past_its_old_records_starts_a_new_order() -> None:
+    agent = OnboardingAgent(Settings(_env_file=None), lambda: None)  # type: ignore[call-arg, arg-type, return-value]
+    stream = _Stream()
+    agent._track(_Event(_Message("t-0", 5)))  # type: ignore[arg-type]  # still running, of the older read
+    later = agent._track(_Event(_Message("t-0", 10)))  # type: ignore[arg-type]  # another worker did 5..9
+    await agent._release(later, stream)
+    assert stream.acked == [10]
