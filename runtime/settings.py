@@ -82,6 +82,8 @@ class Settings(BaseSettings):
     # requests before and then sent nothing).
     graph_retry_max_s: float = Field(default=120.0, ge=0)
     onboarding_silence_alert_s: float = Field(default=2 * 3600.0, gt=0)
+    # How often a worker reads the onboardings for its deadline and silence metrics.
+    onboarding_watch_interval_s: float = Field(default=30.0, gt=0)
 
     # Loopback endpoint through which `coex sql` reaches an embedded engine that a worker owns.
     sql_port: int = 8123 + 10000

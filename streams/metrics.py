@@ -39,7 +39,7 @@ STALE_SKIPPED = Counter(
     "coex_stream_stale_skipped_total",
     "records read ahead and left unprocessed when a rebalance came first (read again after it)",
 )
-# The 24-hour watch (sinks/onboarding_watch.py), from `onboardings` every WATCH_POLL_S
+# The 24-hour watch (sinks/onboarding_watch.py), from `onboardings` every COEX_ONBOARDING_WATCH_INTERVAL_S
 # (streams/timers.py). Every worker exposes every number: alert on max by (phone_number_id).
 ONBOARDING_DEADLINE = Gauge(
     "coex_onboarding_deadline_seconds",

@@ -40,7 +40,6 @@ EXIT_STALLED = 70  # EX_SOFTWARE: the watchdog found the worker stuck (streams/s
 ENGINE_CHECK_S = 2.0
 TOOK_OVER = "this worker opened it and serves it now"
 KAFKA_PROBE_S = 10.0  # how long the watchdog waits for Kafka's answer before calling it away
-WATCH_POLL_S = 30.0  # how often the onboardings' deadlines and silent syncs are read (metrics)
 
 
 class Timers:
@@ -67,7 +66,9 @@ class Timers:
     def install(self) -> None:
         self.app.timer(interval=self.settings.worker_sweep_interval_s, name="coex-ticks")(self.send_ticks)
         if hasattr(self.writer, "engine"):
-            self.app.timer(interval=WATCH_POLL_S, name="coex-onboarding-watch")(self.poll_onboardings)
+            self.app.timer(interval=self.settings.onboarding_watch_interval_s, name="coex-onboarding-watch")(
+                self.poll_onboardings
+            )
         if self.settings.worker_stall_timeout_s > 0:
             interval = min(self.settings.worker_stall_timeout_s / 4, 30.0)
             self.app.timer(interval=interval, name="coex-watchdog")(self.watchdog)
@@ -171,7 +172,11 @@ class Timers:
             watched = await asyncio.to_thread(read_watch, writer.engine.query_rows, database)
         except Exception:
             # The gauges keep their last values until a read succeeds.
-            log.warning("could not read the onboardings; trying again in %.0f s", WATCH_POLL_S, exc_info=True)
+            log.warning(
+                "could not read the onboardings; trying again in %.0f s",
+                self.settings.onboarding_watch_interval_s,
+                exc_info=True,
+            )
             return
         metrics.ONBOARDING.update(watched, time.time(), self.settings.onboarding_silence_alert_s)
 

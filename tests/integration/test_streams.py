@@ -109,6 +109,7 @@ class Cluster:
             COEX_WORKER_WEB_PORT=str(web_port),
             COEX_SQL_PORT=str(free_port()),
             COEX_WORKER_SWEEP_INTERVAL_S="2",
+            COEX_ONBOARDING_WATCH_INTERVAL_S="2",
             COEX_SINK_BATCH_AGE_S="0.3",
             # Every record parsed ahead in the helper process (streams/helper.py), not only large ones.
             COEX_WORKER_HELPER_MIN_BYTES="1",
