@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import os
 import re
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from aiokafka.structs import OffsetAndMetadata
 
 from tests.integration.broker_kit import Broker
 from tests.integration.ingest_kit import IngestProcess, signed
+from tests.integration.soak import soak
 from tests.integration.test_streams import (
     PARTITIONS,
     REVOKING,
@@ -53,8 +53,6 @@ from tests.unit.streams.test_processor import (
 )
 from topics.catalog import INGEST_TOPICS
 
-SOAK = os.environ.get("COEX_SOAK") == "1"
-soak = pytest.mark.skipif(not SOAK, reason="a soak: runs with COEX_SOAK=1")
 ECHO_ID = re.compile(rb"wamid\.echo\d+")
 SESSION_TIMEOUT_S = 10
 

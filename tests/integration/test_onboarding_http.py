@@ -318,7 +318,7 @@ def test_every_onboardings_answer_is_documented(kafka_bootstrap: str, unique: Ca
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @hypothesis_settings(max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+        @hypothesis_settings(max_examples=6, deadline=None, database=None, suppress_health_check=list(HealthCheck))
         def check(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
             case.headers = {**(case.headers or {}), **AUTH}
             case.call_and_validate()

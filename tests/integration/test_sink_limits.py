@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from tests.integration.soak import soak
 from tests.integration.test_streams import WAIT_S, Cluster, _produce
 from tests.unit.streams.test_processor import records
 
@@ -80,6 +81,7 @@ async def test_a_history_chunk_over_120_months_lands_and_the_next_business_too(c
     assert engine.query_rows("SELECT count() FROM dead_letters") == [(0,)]
 
 
+@soak  # the block limit is also held by the 120-month chunk and tests/unit/sinks/test_blocks.py
 async def test_110_one_message_webhooks_over_110_months_sent_while_the_worker_is_down_land(cluster: Cluster) -> None:
     first = cluster.start("w1")
     await asyncio.to_thread(cluster.wait_log, "w1", "Worker ready")  # the worker created the topics

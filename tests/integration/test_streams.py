@@ -33,6 +33,7 @@ from sinks.remote import connect_owner
 from streams.processor import TABLES
 from streams.worker import STOP_GRACE_S
 from tests.integration.broker_kit import Broker, free_port
+from tests.integration.soak import soak
 from tests.unit.streams.test_processor import (
     DECLINED_PNID,
     MESSAGE_COLUMNS,
@@ -418,6 +419,7 @@ async def _rebalance_started(cluster: Cluster, name: str, before: int) -> None:
         await asyncio.sleep(0.05)
 
 
+@soak  # rebalances under traffic are also in the two-worker and the killed-peer tests
 async def test_workers_joining_and_leaving_while_records_arrive_end_in_the_same_rows(cluster: Cluster) -> None:
     # Records arrive while w2 joins and while w1 leaves, a burst of them just as each rebalance begins:
     # the members fetch them while they revoke, seek and resume. None may be committed unprocessed.
