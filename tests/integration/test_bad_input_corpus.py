@@ -586,7 +586,11 @@ async def test_a_20_mb_chunk_held_out_of_order_is_kept_and_released_in_parts(pip
         records = await released(pipeline, pnid)
         held_parts = [r for r in records if r["kind"] == "history" and r["chunk_order"] == 2]
         # Chunk 1 and every part of chunk 2: the parts are sent one after another, read as they come.
-        if any(r["chunk_order"] == 1 for r in records) and held_parts and len(held_parts) == held_parts[0].get("parts", 1):
+        if (
+            any(r["chunk_order"] == 1 for r in records)
+            and held_parts
+            and len(held_parts) == held_parts[0].get("parts", 1)
+        ):
             break
         pipeline.alive()
         assert time.monotonic() < deadline, f"chunk 1 did not release the held chunk 2; see {pipeline.logs}"
