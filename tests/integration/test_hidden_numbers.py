@@ -203,8 +203,13 @@ def test_one_contact_and_one_thread_per_user_whatever_the_order(
     assert wait_for(env, tmp_path, landed, [{"n": 6}]) == [{"n": 6}]
     for body in later:
         post(env, body)
-    for body in reversed(webhooks(backward)):
+    history, *later = webhooks(backward)
+    for body in reversed(later):
         post(env, body)
+    # Backwards the history comes last: once the echo, the Cloud API message and the follow-up landed.
+    landed = f"SELECT count() AS n FROM messages WHERE phone_number_id = '{backward}' SETTINGS final = 1"
+    assert wait_for(env, tmp_path, landed, [{"n": 3}]) == [{"n": 3}]
+    post(env, history)
 
     for pnid in (forward, backward):
         where = f"phone_number_id = '{pnid}'"
