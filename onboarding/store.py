@@ -3,13 +3,12 @@ Kafka is the truth, onboarding/log.py) and the business's lifecycle events."""
 
 from __future__ import annotations
 
-from schemas.rows import OnboardingRow
+from schemas.rows import OFFBOARDING_EVENTS, OnboardingRow
 from sinks.encode import rows_to_arrow
 from sinks.engine import Engine
 from sinks.statements import sql_string
 
-OFFBOARDING_EVENTS = ("PARTNER_REMOVED", "ACCOUNT_OFFBOARDED")
-LIFECYCLE_EVENTS = (*OFFBOARDING_EVENTS, "ACCOUNT_RECONNECTED")
+LIFECYCLE_EVENTS = (*sorted(OFFBOARDING_EVENTS), "ACCOUNT_RECONNECTED")
 
 
 class OnboardingStore:

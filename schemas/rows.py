@@ -91,6 +91,10 @@ class HistorySyncRow(NamedTuple):
     version: int
 
 
+# account_update events that take a business off the platform (a new onboarding starts over).
+OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED"})
+
+
 class AccountEventRow(NamedTuple):
     waba_id: str
     phone_number: str

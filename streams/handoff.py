@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from schemas.rows import OFFBOARDING_EVENTS
 from streams import metrics
 from streams.processor import Output
 from streams.sink_port import Writer
@@ -40,6 +41,6 @@ def hand_to_writer(writer: Writer, out: Output, topic: str) -> None:
         log.info("history gap filled: %s phase %s chunk_order %s came late", pnid, chunk.phase, chunk.chunk_order)
     if out.late:
         metrics.HISTORY_LATE.inc(len(out.late))
-    offboarded = [r for r in out.rows.get("account_events", ()) if r.event in ("PARTNER_REMOVED", "ACCOUNT_OFFBOARDED")]
+    offboarded = [r for r in out.rows.get("account_events", ()) if r.event in OFFBOARDING_EVENTS]
     if offboarded:
         metrics.OFFBOARDED.inc(len(offboarded))

@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 
 from schemas.normalize import Normalized
-from schemas.rows import ContactRow, DeadLetterRow, MessageRow, StatusRow
+from schemas.rows import OFFBOARDING_EVENTS, ContactRow, DeadLetterRow, MessageRow, StatusRow
 from streams import codec
 from streams.logic import contacts, identity, media_join, purged, reorder, sync_state
 from streams.logic.reorder import ChunkId
@@ -46,7 +46,6 @@ PURGED_SUFFIX = "|purged"
 IDENTITIES = "user_identities"  # phone_number_id|BSUID -> identity.Link
 TABLES = (REORDER, HELD, MEDIA, CONTACTS, SYNC, BUSINESSES, IDENTITIES)
 
-OFFBOARDING_EVENTS = frozenset({"PARTNER_REMOVED", "ACCOUNT_OFFBOARDED"})
 RECONNECTING_EVENTS = frozenset({"ACCOUNT_RECONNECTED"})  # clears the offboarded state
 
 
